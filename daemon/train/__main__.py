@@ -1,0 +1,41 @@
+"""``emobridge train`` (also ``python -m emobridge.train``)."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import fields
+
+from .trainer import TrainConfig, Trainer
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    defaults = {f.name: f.default for f in fields(TrainConfig)}
+    parser.add_argument("data", help="FER2013: a folder with train/ and val/ (or Kaggle's test/), or fer2013.csv")
+    parser.add_argument("--out", default="models/emotion.onnx", help="ONNX file to write (default %(default)s)")
+    parser.add_argument("--workdir", default=defaults["workdir"], help="checkpoints and per-epoch log; a rerun resumes here")
+    parser.add_argument("--epochs", type=int, default=defaults["epochs"])
+    parser.add_argument("--batch-size", type=int, default=defaults["batch_size"])
+    parser.add_argument("--lr", type=float, default=defaults["lr"], help="peak learning rate of the one-cycle schedule")
+    parser.add_argument("--widths", default=",".join(map(str, defaults["widths"])), help="channels of the four conv stages")
+    parser.add_argument("--seed", type=int, default=defaults["seed"])
+    parser.add_argument("--device", default=defaults["device"], help="auto, cpu or cuda")
+    parser.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0: torch's default)")
+    parser.add_argument("--stop-after", type=int, help="pause after this many epochs (resume later with the same command)")
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = TrainConfig(data=args.data, out=args.out, workdir=args.workdir, epochs=args.epochs, batch_size=args.batch_size,
+                      lr=args.lr, widths=tuple(int(w) for w in args.widths.split(",")), seed=args.seed,
+                      device=args.device, threads=args.threads)
+    Trainer(cfg).run(stop_after=args.stop_after)
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="emobridge train", description="Train the emotion CNN and export it to ONNX.")
+    add_arguments(parser)
+    return run(parser.parse_args())
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,242 @@
+"""Seeded, resumable training of the emotion CNN (CPU or CUDA), ending in an ONNX file.
+
+A run lives in a work folder: ``faces.npz`` (decoded data cache), ``log.jsonl``
+(one line per epoch), ``last.pt`` (everything needed to resume) and ``best.pt``
+(the weights with the best val accuracy so far, selected on val only).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import random
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..datasets import FaceSet, load_split
+from ..labels import EMOTIONS
+from ..metrics import evaluate
+from ..model_info import ModelInfo
+from .model import EmotionNet
+
+MEAN, STD = 0.5, 0.25
+
+
+@dataclass
+class TrainConfig:
+    data: str
+    out: str
+    workdir: str = "runs/emotion"
+    epochs: int = 40
+    batch_size: int = 128
+    lr: float = 3e-3
+    weight_decay: float = 5e-4
+    label_smoothing: float = 0.1
+    widths: tuple[int, ...] = (32, 48, 96, 192)
+    dropout: float = 0.3
+    ema_decay: float = 0.998
+    seed: int = 1
+    device: str = "auto"
+    threads: int = 0
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.cuda.manual_seed_all(seed)
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda asked for, but this torch build sees no CUDA GPU: use --device cpu")
+    return torch.device(name)
+
+
+def cached_split(cfg: TrainConfig, split: str) -> FaceSet:
+    cache = Path(cfg.workdir) / f"{split}.npz"
+    if cache.exists():
+        data = np.load(cache)
+        return FaceSet(data["images"], data["labels"], str(cache))
+    faces = load_split(Path(cfg.data), split)
+    np.savez(cache, images=faces.images, labels=faces.labels)
+    return faces
+
+
+def to_tensor(images: np.ndarray, device: torch.device) -> torch.Tensor:
+    x = torch.from_numpy(images).to(device, dtype=torch.float32).unsqueeze(1) / 255.0
+    return (x - MEAN) / STD
+
+
+def augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Random flip, rotation (±12°), scale (0.9–1.1), shift (±10%), contrast and erasing, per batch on the device."""
+    n = x.shape[0]
+    rand = lambda *shape: torch.rand(*shape, generator=generator, device=x.device)  # noqa: E731
+    angle = (rand(n) - 0.5) * math.radians(24)
+    scale = 0.9 + 0.2 * rand(n)
+    flip = torch.where(rand(n) < 0.5, -1.0, 1.0)
+    shift = (rand(n, 2) - 0.5) * 0.2
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+    theta = torch.stack([torch.stack([cos * flip, -sin, shift[:, 0]], 1), torch.stack([sin * flip, cos, shift[:, 1]], 1)], 1)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    x = F.grid_sample(x, grid, padding_mode="border", align_corners=False)
+    x = x * (0.8 + 0.4 * rand(n, 1, 1, 1)) + (rand(n, 1, 1, 1) - 0.5) * 0.4
+    # random erasing: one box of 10-30% of the side on half the faces
+    size = x.shape[-1]
+    side = (size * (0.1 + 0.2 * rand(n))).long()
+    y0 = (rand(n) * (size - side)).long()
+    x0 = (rand(n) * (size - side)).long()
+    rows = torch.arange(size, device=x.device)
+    in_y = (rows[None, :] >= y0[:, None]) & (rows[None, :] < (y0 + side)[:, None])
+    in_x = (rows[None, :] >= x0[:, None]) & (rows[None, :] < (x0 + side)[:, None])
+    box = (in_y[:, :, None] & in_x[:, None, :]) & (rand(n) < 0.5)[:, None, None]
+    return x.masked_fill(box[:, None], 0.0)
+
+
+@torch.no_grad()
+def predict(model: nn.Module, images: np.ndarray, device: torch.device, batch: int = 512) -> np.ndarray:
+    model.eval()
+    out = [model(to_tensor(images[i:i + batch], device)).float().softmax(1).cpu().numpy() for i in range(0, len(images), batch)]
+    return np.concatenate(out)
+
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig):
+        self.cfg = cfg
+        self.workdir = Path(cfg.workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        seed_everything(cfg.seed)
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        self.device = pick_device(cfg.device)
+        self.train_set = cached_split(cfg, "train")
+        self.val_set = cached_split(cfg, "val")
+        self.model = EmotionNet(tuple(cfg.widths), dropout=cfg.dropout).to(self.device)
+        self.ema = copy.deepcopy(self.model).eval()
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        steps = cfg.epochs * math.ceil(len(self.train_set) / cfg.batch_size)
+        self.scheduler = torch.optim.lr_scheduler.OneCycleLR(self.optimizer, max_lr=cfg.lr, total_steps=steps, pct_start=0.15)
+        self.generator = torch.Generator(device=self.device).manual_seed(cfg.seed)
+        self.epoch = 0
+        self.best_accuracy = -1.0
+
+    # --- checkpoints -------------------------------------------------------
+    def save(self, path: Path) -> None:
+        torch.save({
+            "config": asdict(self.cfg), "epoch": self.epoch, "best_accuracy": self.best_accuracy,
+            "model": self.model.state_dict(), "ema": self.ema.state_dict(),
+            "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+            "generator": self.generator.get_state(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
+            "python": random.getstate(),
+        }, path.with_suffix(".tmp"))
+        path.with_suffix(".tmp").replace(path)  # atomic: a kill mid-save keeps the previous checkpoint
+
+    def resume(self) -> bool:
+        path = self.workdir / "last.pt"
+        if not path.exists():
+            return False
+        state = torch.load(path, map_location=self.device, weights_only=False)
+        if state["config"]["epochs"] != self.cfg.epochs:
+            raise ValueError(f"{path} belongs to a {state['config']['epochs']}-epoch run (its schedule is fixed): "
+                             f"use --epochs {state['config']['epochs']} to resume, or a new --workdir")
+        self.model.load_state_dict(state["model"])
+        self.ema.load_state_dict(state["ema"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.generator.set_state(state["generator"])
+        np.random.set_state(state["numpy"])
+        torch.set_rng_state(state["torch"])
+        random.setstate(state["python"])
+        self.epoch, self.best_accuracy = state["epoch"], state["best_accuracy"]
+        print(f"resumed from {path} after epoch {self.epoch} (best val accuracy {self.best_accuracy:.4f})", flush=True)
+        return True
+
+    # --- one epoch ---------------------------------------------------------
+    def train_epoch(self) -> tuple[float, float]:
+        self.model.train()
+        order = torch.randperm(len(self.train_set), generator=torch.Generator().manual_seed(self.cfg.seed * 1000 + self.epoch))
+        images, labels = self.train_set.images, torch.from_numpy(self.train_set.labels)
+        total_loss, correct, seen = 0.0, 0, 0
+        for start in range(0, len(order), self.cfg.batch_size):
+            idx = order[start:start + self.cfg.batch_size]
+            x = augment(to_tensor(images[idx.numpy()], self.device), self.generator)
+            y = labels[idx].to(self.device)
+            logits = self.model(x)
+            loss = F.cross_entropy(logits, y, label_smoothing=self.cfg.label_smoothing)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            self.scheduler.step()
+            self.update_ema()
+            total_loss += float(loss.detach()) * len(idx)
+            correct += int((logits.argmax(1) == y).sum())
+            seen += len(idx)
+        return total_loss / seen, correct / seen
+
+    @torch.no_grad()
+    def update_ema(self) -> None:
+        decay = self.cfg.ema_decay
+        for e, p in zip(self.ema.state_dict().values(), self.model.state_dict().values()):
+            if e.dtype.is_floating_point:
+                e.mul_(decay).add_(p, alpha=1 - decay)
+            else:
+                e.copy_(p)
+
+    def run(self, stop_after: int | None = None) -> Path | None:
+        """Train to the planned epoch count (or pause after *stop_after* epochs), then export."""
+        self.resume()
+        log = (self.workdir / "log.jsonl").open("a")
+        while self.epoch < min(self.cfg.epochs, stop_after or self.cfg.epochs):
+            started = time.time()
+            loss, train_acc = self.train_epoch()
+            self.epoch += 1
+            # The weight average lags behind early on, while the learning rate is high; keep whichever is better.
+            reports = {name: evaluate(self.val_set.labels, predict(net, self.val_set.images, self.device).argmax(1))
+                       for name, net in (("ema", self.ema), ("raw", self.model))}
+            which = max(reports, key=lambda name: reports[name].accuracy)
+            report = reports[which]
+            row = {"epoch": self.epoch, "train_loss": round(loss, 4), "train_acc": round(train_acc, 4),
+                   "val_acc": round(report.accuracy, 4), "val_macro_f1": round(report.macro_f1, 4), "weights": which,
+                   "val_acc_raw": round(reports["raw"].accuracy, 4), "val_acc_ema": round(reports["ema"].accuracy, 4),
+                   "lr": self.scheduler.get_last_lr()[0], "seconds": round(time.time() - started, 1)}
+            print(json.dumps(row), flush=True)
+            log.write(json.dumps(row) + "\n")
+            log.flush()
+            if report.accuracy > self.best_accuracy:
+                self.best_accuracy = report.accuracy
+                weights = (self.ema if which == "ema" else self.model).state_dict()
+                torch.save({"weights": weights, "which": which, "epoch": self.epoch, "config": asdict(self.cfg)},
+                           self.workdir / "best.pt")
+            self.save(self.workdir / "last.pt")
+        log.close()
+        if self.epoch < self.cfg.epochs:
+            print(f"paused after epoch {self.epoch} of {self.cfg.epochs}; run the same command again to resume", flush=True)
+            return None
+        return self.export()
+
+    def export(self) -> Path:
+        from .export import export_onnx
+
+        best = torch.load(self.workdir / "best.pt", map_location="cpu", weights_only=False)
+        model = EmotionNet(tuple(self.cfg.widths), dropout=self.cfg.dropout)
+        model.load_state_dict(best["weights"])
+        probs = predict(model, self.val_set.images, torch.device("cpu"))
+        report = evaluate(self.val_set.labels, probs.argmax(1))
+        info = ModelInfo(
+            classes=EMOTIONS, input_size=48, channels=1, mean=MEAN, std=STD,
+            training_data=f"FER2013 train ({len(self.train_set)} faces), selected on val epoch {best['epoch']}",
+            val_accuracy=round(report.accuracy, 4), val_macro_f1=round(report.macro_f1, 4),
+            extra={"architecture": f"EmotionNet{tuple(self.cfg.widths)}", "epochs": str(self.cfg.epochs), "seed": str(self.cfg.seed)},
+        )
+        out = export_onnx(model, info, Path(self.cfg.out), check_images=self.val_set.images[:256])
+        print(f"exported {out} (val accuracy {report.accuracy:.4f}, macro-F1 {report.macro_f1:.4f}, epoch {best['epoch']})", flush=True)
+        return out

@@ -1,0 +1,71 @@
+"""Training, resume and ONNX export on a tiny generated data set (needs the [train] extra)."""
+
+import json
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="training tests need torch: pip install '.[train]'")
+
+from emobridge.emotion import EmotionClassifier  # noqa: E402
+from emobridge.labels import EMOTIONS  # noqa: E402
+from emobridge.train.export import check_export  # noqa: E402
+from emobridge.train.trainer import TrainConfig, Trainer  # noqa: E402
+from tiny_data import face, write_csv, write_folders  # noqa: E402
+
+
+def config(tmp_path, data, epochs):
+    return TrainConfig(data=str(data), out=str(tmp_path / "tiny.onnx"), workdir=str(tmp_path / "run"), epochs=epochs,
+                       batch_size=16, lr=5e-3, widths=(4, 8, 8, 16), seed=3, device="cpu", threads=1)
+
+
+def test_train_resume_and_export(tmp_path):
+    data = write_folders(write_folders(tmp_path / "data", "train", 12), "test", 3, seed=77)  # Kaggle layout
+    assert Trainer(config(tmp_path, data, epochs=3)).run(stop_after=2) is None  # paused, as a session's end would
+    log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert [row["epoch"] for row in log] == [1, 2]
+    assert all({"train_loss", "train_acc", "val_acc", "val_macro_f1", "seconds"} <= row.keys() for row in log)
+    assert not (tmp_path / "tiny.onnx").exists()
+
+    with pytest.raises(ValueError, match="--epochs 3"):
+        Trainer(config(tmp_path, data, epochs=5)).run()  # a different plan cannot silently reuse the schedule
+
+    # The same command again resumes after epoch 2 instead of starting over.
+    out = Trainer(config(tmp_path, data, epochs=3)).run()
+    log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert [row["epoch"] for row in log] == [1, 2, 3]
+
+    classifier = EmotionClassifier(out)  # the runtime loads it from its own metadata
+    assert classifier.info.classes == EMOTIONS
+    assert classifier.info.val_accuracy is not None
+    assert classifier.info.extra["architecture"].startswith("EmotionNet")
+    probs = classifier.probabilities(np.stack([face(i, i) for i in range(7)]))
+    assert probs.shape == (7, 7) and np.allclose(probs.sum(1), 1, atol=1e-5)
+
+
+def test_same_seed_same_weights(tmp_path):
+    data = write_csv(tmp_path / "fer2013.csv", 6)
+    weights = []
+    for run in ("a", "b"):
+        cfg = config(tmp_path, data, epochs=1)
+        cfg.workdir = str(tmp_path / run)
+        trainer = Trainer(cfg)
+        trainer.train_epoch()
+        weights.append(torch.cat([p.flatten() for p in trainer.model.parameters()]))
+    assert torch.equal(weights[0], weights[1])
+
+
+def test_export_check_catches_a_mismatch(tmp_path):
+    from emobridge.model_info import ModelInfo
+    from emobridge.train.export import export_onnx
+    from emobridge.train.model import EmotionNet
+
+    info = ModelInfo(classes=EMOTIONS, mean=0.5, std=0.25)
+    images = np.stack([face(i % 7, i) for i in range(8)])
+    model = EmotionNet((4, 4, 8, 8)).eval()
+    path = export_onnx(model, info, tmp_path / "m.onnx", check_images=images)
+    assert check_export(torch.nn.Sequential(model, torch.nn.Softmax(1)), path, info, images) < 1e-4
+    with torch.no_grad():
+        model.head[-1].bias[0] += 3.0  # PyTorch now disagrees with the exported file
+    with pytest.raises(RuntimeError, match="differs from PyTorch"):
+        check_export(torch.nn.Sequential(model, torch.nn.Softmax(1)), path, info, images)

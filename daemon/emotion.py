@@ -1,0 +1,88 @@
+"""Facial emotion from a 48×48 grey face, with the project's ONNX CNN on onnxruntime.
+
+Everything the runtime needs to know about the model (class order, input size,
+normalisation) is read from the model file's metadata.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from .labels import EMOTIONS
+from .model_info import ModelInfo
+
+DEFAULT_MODEL = "emotion.onnx"
+
+
+class ModelError(RuntimeError):
+    """The emotion model is missing, corrupt or not one emobridge can use."""
+
+
+@dataclass(frozen=True)
+class EmotionReading:
+    """One face's class probabilities, in :data:`EMOTIONS` order."""
+
+    probs: np.ndarray
+    label: str
+    confidence: float
+
+    @classmethod
+    def from_probs(cls, probs: np.ndarray) -> "EmotionReading":
+        best = int(np.argmax(probs))
+        return cls(probs, EMOTIONS[best], float(probs[best]))
+
+
+def default_model_path() -> Path:
+    return Path(str(resources.files("emobridge.models") / DEFAULT_MODEL))
+
+
+class EmotionClassifier:
+    """Runs the emotion model on faces; one onnxruntime thread by default so the DAW keeps the rest."""
+
+    def __init__(self, model_path: str | Path | None = None, threads: int = 1):
+        path = Path(model_path) if model_path else default_model_path()
+        if not path.is_file():
+            raise ModelError(f"emotion model {path} not found: reinstall emobridge or pass --model FILE.onnx")
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            self.info = ModelInfo.from_metadata(self.session.get_modelmeta().custom_metadata_map, source=str(path))
+        except ModelError:
+            raise
+        except Exception as error:  # onnxruntime raises several types for a bad file
+            raise ModelError(f"emotion model {path} could not be loaded ({str(error).splitlines()[0]}): "
+                             "reinstall emobridge or retrain it with 'emobridge train'") from None
+        unknown = [c for c in self.info.classes if c not in EMOTIONS]
+        if unknown or len(self.info.classes) != len(EMOTIONS):
+            raise ModelError(f"emotion model {path} has classes {list(self.info.classes)}; expected the 7 FER classes {list(EMOTIONS)}")
+        self.path = path
+        self.input_name = self.session.get_inputs()[0].name
+        # model output column for each class in EMOTIONS order
+        self.order = np.array([self.info.classes.index(name) for name in EMOTIONS])
+
+    @property
+    def input_size(self) -> int:
+        return self.info.input_size
+
+    def prepare(self, faces: np.ndarray) -> np.ndarray:
+        """uint8 N×S×S faces → the model's normalised float N×1×S×S input."""
+        x = faces.astype(np.float32) * np.float32(1.0 / 255.0)
+        x = (x - np.float32(self.info.mean)) / np.float32(self.info.std)
+        return x[:, None, :, :]
+
+    def probabilities(self, faces: np.ndarray) -> np.ndarray:
+        """Probabilities (N×7, :data:`EMOTIONS` order) for a batch of uint8 faces."""
+        out = self.session.run(None, {self.input_name: self.prepare(faces)})[0]
+        return out[:, self.order]
+
+    def classify(self, face: np.ndarray) -> EmotionReading:
+        """One uint8 face of the model's input size."""
+        return EmotionReading.from_probs(self.probabilities(face[None])[0])

@@ -1,0 +1,168 @@
+"""The MIDI output port: one backend module in front of python-rtmidi.
+
+Opens a virtual port that the DAW sees as an input (ALSA sequencer, JACK or CoreMIDI),
+or connects to an existing port (loopMIDI on Windows, IAC on macOS). It remembers
+which notes sound so that a shutdown or a panic can release every one of them.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from collections import Counter
+
+import rtmidi
+
+NOTE_OFF, NOTE_ON, CONTROL_CHANGE, PROGRAM_CHANGE = 0x80, 0x90, 0xB0, 0xC0
+ALL_SOUND_OFF, RESET_CONTROLLERS, ALL_NOTES_OFF, SUSTAIN = 120, 121, 123, 64
+
+BACKENDS: dict[str, int] = {
+    "alsa": rtmidi.API_LINUX_ALSA,
+    "jack": rtmidi.API_UNIX_JACK,
+    "coremidi": rtmidi.API_MACOSX_CORE,
+    "winmm": rtmidi.API_WINDOWS_MM,
+}
+
+
+class MidiPortError(RuntimeError):
+    """A MIDI backend or port could not be opened; the message lists what is available."""
+
+
+def compiled_backends() -> list[str]:
+    compiled = set(rtmidi.get_compiled_api())
+    return [name for name, api in BACKENDS.items() if api in compiled]
+
+
+def _auto_order() -> list[str]:
+    if sys.platform.startswith("linux"):
+        return ["alsa", "jack"]  # JACK only when ALSA's sequencer is missing (containers, JACK-only setups)
+    if sys.platform == "darwin":
+        return ["coremidi", "jack"]
+    return ["winmm"]
+
+
+def _client(backend: str, name: str) -> rtmidi.MidiOut:
+    if backend not in BACKENDS:
+        raise MidiPortError(f"unknown MIDI backend {backend!r}: available are {', '.join(compiled_backends())}")
+    if backend not in compiled_backends():
+        raise MidiPortError(f"MIDI backend {backend!r} is not built into python-rtmidi here: available are {', '.join(compiled_backends())}")
+    # Never let a JACK client start a server of its own: a half-configured jackd is worse than a clear error.
+    os.environ.setdefault("JACK_NO_START_SERVER", "1")
+    try:
+        client = rtmidi.MidiOut(BACKENDS[backend], name=name)
+    except rtmidi.RtMidiError as error:
+        raise MidiPortError(f"MIDI backend {backend!r} is unavailable ({_first_line(error)})") from None
+    return client
+
+
+def _first_line(error: Exception) -> str:
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+
+
+def list_output_ports(backend: str = "auto") -> dict[str, list[str]]:
+    """Output ports per usable backend (what ``--midi-connect`` accepts)."""
+    ports: dict[str, list[str]] = {}
+    for name in (_auto_order() if backend == "auto" else [backend]):
+        try:
+            client = _client(name, "emobridge-list")
+        except MidiPortError:
+            continue
+        ports[name] = client.get_ports()
+        client.delete()
+    return ports
+
+
+class MidiOut:
+    """A MIDI output for emobridge's notes and CCs (thread-safe)."""
+
+    def __init__(self, port_name: str = "emobridge", backend: str = "auto", connect: str | None = None):
+        self.port_name = port_name
+        self.lock = threading.Lock()
+        self.sounding: Counter[tuple[int, int]] = Counter()
+        self.channels_used: set[int] = set()
+        self.port, self.backend = self._open(backend, port_name, connect)
+        self.description = f"{'connected to' if connect else 'virtual port'} '{connect or port_name}' ({self.backend})"
+
+    def _open(self, backend: str, port_name: str, connect: str | None) -> tuple[rtmidi.MidiOut, str]:
+        candidates = _auto_order() if backend == "auto" else [backend]
+        errors = []
+        for name in candidates:
+            try:
+                client = _client(name, port_name)
+            except MidiPortError as error:
+                if backend != "auto":
+                    raise
+                errors.append(str(error))
+                continue
+            if connect is None:
+                return self._open_virtual(client, name, port_name), name
+            return self._connect(client, name, connect), name
+        raise MidiPortError("no MIDI backend could be opened: " + "; ".join(errors))
+
+    @staticmethod
+    def _open_virtual(client: rtmidi.MidiOut, backend: str, port_name: str) -> rtmidi.MidiOut:
+        if backend == "winmm":
+            raise MidiPortError("Windows has no virtual MIDI ports: create one with loopMIDI and use --midi-connect NAME")
+        try:
+            client.open_virtual_port(port_name)
+        except rtmidi.RtMidiError as error:
+            raise MidiPortError(f"could not open virtual MIDI port '{port_name}' on {backend} ({_first_line(error)})") from None
+        return client
+
+    @staticmethod
+    def _connect(client: rtmidi.MidiOut, backend: str, wanted: str) -> rtmidi.MidiOut:
+        ports = client.get_ports()
+        matches = [i for i, p in enumerate(ports) if p == wanted] or [i for i, p in enumerate(ports) if wanted.lower() in p.lower()]
+        if not matches:
+            listed = ", ".join(repr(p) for p in ports) or "none"
+            raise MidiPortError(f"MIDI output port {wanted!r} not found on {backend}: available are {listed}")
+        client.open_port(matches[0])
+        return client
+
+    # --- sending -------------------------------------------------------------
+    def send(self, message: list[int]) -> None:
+        with self.lock:
+            self.port.send_message(message)
+
+    def note_on(self, channel: int, pitch: int, velocity: int) -> None:
+        with self.lock:
+            if self.sounding[(channel, pitch)]:
+                # Retrigger: some synths give every note-on its own voice, and one
+                # note-off would then leave the first voice hanging.
+                self.port.send_message([NOTE_OFF | channel, pitch, 0])
+            self.port.send_message([NOTE_ON | channel, pitch, max(1, min(127, velocity))])
+            self.sounding[(channel, pitch)] += 1
+            self.channels_used.add(channel)
+
+    def note_off(self, channel: int, pitch: int) -> None:
+        with self.lock:
+            if self.sounding[(channel, pitch)] <= 0:
+                return  # already released by a panic
+            self.sounding[(channel, pitch)] -= 1
+            # A repeated pitch still held by an earlier note-on keeps sounding until its last off.
+            if self.sounding[(channel, pitch)] == 0:
+                del self.sounding[(channel, pitch)]
+                self.port.send_message([NOTE_OFF | channel, pitch, 0])
+
+    def control_change(self, channel: int, control: int, value: int) -> None:
+        self.send([CONTROL_CHANGE | channel, control, max(0, min(127, value))])
+
+    def program_change(self, channel: int, program: int) -> None:
+        self.send([PROGRAM_CHANGE | channel, program])
+
+    def panic(self, channels: set[int] | None = None) -> None:
+        """Note-off for every sounding note, then sustain off and all-notes-off on every channel used."""
+        with self.lock:
+            for channel, pitch in list(self.sounding):
+                self.port.send_message([NOTE_OFF | channel, pitch, 0])
+            self.sounding.clear()
+            for channel in sorted((channels or set()) | self.channels_used):
+                self.port.send_message([CONTROL_CHANGE | channel, SUSTAIN, 0])
+                self.port.send_message([CONTROL_CHANGE | channel, ALL_NOTES_OFF, 0])
+
+    def close(self) -> None:
+        self.panic()
+        with self.lock:
+            self.port.close_port()
+            self.port.delete()

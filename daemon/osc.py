@@ -1,0 +1,109 @@
+"""OSC out: the emotion stream and the music's state to every ``--osc HOST:PORT`` target.
+
+Address table (prefix configurable, default ``/emobridge``):
+
+    /emotion   s label, f confidence      every processed frame with a face
+    /probs     7 f (EMOTIONS order)       every processed frame
+    /valence   f -1..1                    every processed frame
+    /arousal   f -1..1                    every processed frame
+    /face      i 1|0                      when a face appears or is lost
+    /tempo     f BPM                      on change and once per bar
+    /mode      s major|minor|...          on change and once per bar
+    /density   f 0..1                     on change and once per bar
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+from dataclasses import dataclass
+
+from pythonosc.osc_message_builder import OscMessageBuilder
+
+from .smoothing import EmotionState
+
+log = logging.getLogger(__name__)
+
+
+class OscTargetError(ValueError):
+    """An ``--osc`` target that cannot be used."""
+
+
+@dataclass(frozen=True)
+class OscTarget:
+    host: str
+    port: int
+
+    @classmethod
+    def parse(cls, text: str) -> "OscTarget":
+        host, sep, port = text.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise OscTargetError(f"OSC target {text!r} is not HOST:PORT (e.g. 127.0.0.1:9000)")
+        try:
+            socket.getaddrinfo(host, int(port), type=socket.SOCK_DGRAM)
+        except socket.gaierror:
+            raise OscTargetError(f"OSC target host {host!r} does not resolve: check the name or use an IP address") from None
+        return cls(host, int(port))
+
+
+def encode(address: str, *args: object) -> bytes:
+    builder = OscMessageBuilder(address=address)
+    for arg in args:
+        builder.add_arg(arg)
+    return builder.build().dgram
+
+
+class OscOut:
+    """Sends emobridge's address table to several UDP targets; send errors are logged, never raised."""
+
+    def __init__(self, targets: list[OscTarget], prefix: str = "/emobridge"):
+        self.targets = targets
+        self.prefix = "/" + prefix.strip("/")
+        self.socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.lock = threading.Lock()
+        self.last_face: bool | None = None
+        self.last_music: tuple | None = None
+        self.last_error_log = 0.0
+
+    def send(self, name: str, *args: object) -> None:
+        if not self.targets:
+            return
+        data = encode(f"{self.prefix}/{name}", *args)
+        with self.lock:
+            for target in self.targets:
+                try:
+                    self.socket.sendto(data, (target.host, target.port))
+                except OSError as error:
+                    self._log_error(target, error)
+
+    def _log_error(self, target: OscTarget, error: OSError) -> None:
+        # A target that refuses would otherwise log at frame rate.
+        now = time.monotonic()
+        if now - self.last_error_log > 5.0:
+            self.last_error_log = now
+            log.warning("OSC to %s:%d failed (%s); still trying", target.host, target.port, error)
+
+    def send_emotion(self, state: EmotionState) -> None:
+        """One processed frame's worth of the emotion stream."""
+        if state.face != self.last_face:
+            self.last_face = state.face
+            self.send("face", 1 if state.face else 0)
+        if state.face:
+            self.send("emotion", state.label, float(state.confidence))
+        self.send("probs", *(float(p) for p in state.probs))
+        self.send("valence", float(state.valence))
+        self.send("arousal", float(state.arousal))
+
+    def send_music(self, tempo: float, mode: str, density: float, bar_start: bool) -> None:
+        """Tempo, mode and density: on change, and again at every bar start."""
+        current = (round(tempo, 2), mode, round(density, 3))
+        if bar_start or current != self.last_music:
+            self.last_music = current
+            self.send("tempo", float(tempo))
+            self.send("mode", mode)
+            self.send("density", float(density))
+
+    def close(self) -> None:
+        self.socket.close()

@@ -1,0 +1,24 @@
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from jack import JackServer  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def jack_server():
+    """A running JACK server (dummy driver). Missing JACK fails in CI and skips loudly elsewhere."""
+    server = JackServer()
+    try:
+        name = server.start()
+    except RuntimeError as error:
+        if os.environ.get("CI"):
+            pytest.fail(f"JACK is required in CI: {error}")
+        pytest.skip(f"MIDI tests need JACK: {error}")
+    yield name
+    server.stop()

@@ -1,0 +1,134 @@
+"""A real JACK server and a real JACK MIDI input client for the tests."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import threading
+import time
+from dataclasses import dataclass
+
+import rtmidi
+
+os.environ.setdefault("JACK_NO_START_SERVER", "1")
+
+
+def jack_running() -> bool:
+    try:
+        probe = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name="emobridge-probe")
+    except rtmidi.RtMidiError:
+        return False
+    probe.delete()
+    return True
+
+
+class JackServer:
+    """``jackd -d dummy`` under a private name, unless a server already runs (as in CI)."""
+
+    def __init__(self) -> None:
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> str:
+        if jack_running():
+            return "existing"
+        jackd = shutil.which("jackd")
+        if jackd is None:
+            raise RuntimeError("no JACK server runs and jackd is not installed: apt-get install jackd2 (CI does this in .ci/run)")
+        name = f"emobridge-test-{os.getpid()}"
+        os.environ["JACK_DEFAULT_SERVER"] = name
+        env = dict(os.environ, JACK_NO_AUDIO_RESERVATION="1")
+        self.process = subprocess.Popen([jackd, "-n", name, "-d", "dummy", "-r", "48000", "-p", "128"],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+        deadline = time.monotonic() + 10
+        while not jack_running():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"jackd -n {name} -d dummy did not start")
+            time.sleep(0.1)
+        return name
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+
+
+@dataclass(frozen=True)
+class Received:
+    time: float  # time.monotonic() at arrival
+    message: tuple[int, ...]
+
+    @property
+    def kind(self) -> int:
+        return self.message[0] & 0xF0
+
+    @property
+    def channel(self) -> int:
+        return self.message[0] & 0x0F
+
+    @property
+    def is_note_on(self) -> bool:
+        return self.kind == 0x90 and self.message[2] > 0
+
+    @property
+    def is_note_off(self) -> bool:
+        return self.kind == 0x80 or (self.kind == 0x90 and self.message[2] == 0)
+
+
+class JackReceiver:
+    """A JACK MIDI input client connected to the first output port whose name contains *pattern*."""
+
+    def __init__(self, pattern: str | None, timeout: float = 15.0, virtual: str | None = None):
+        self.messages: list[Received] = []
+        self.lock = threading.Lock()
+        self.client = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name="emobridge-test-receiver")
+        self.client.ignore_types(sysex=False, timing=False, active_sense=True)
+        self.client.set_callback(self._on_message)
+        if virtual:  # a port that others connect to (what --midi-connect opens)
+            self.client.open_virtual_port(virtual)
+            self.port_name = virtual
+            return
+        deadline = time.monotonic() + timeout
+        while True:
+            ports = self.client.get_ports()
+            match = [i for i, p in enumerate(ports) if pattern in p]
+            if match:
+                break
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no JACK MIDI port matching {pattern!r} appeared (ports: {ports})")
+            time.sleep(0.05)
+        self.port_name = ports[match[0]]
+        self.client.open_port(match[0])
+
+    def _on_message(self, event, _data) -> None:
+        message, _delta = event
+        with self.lock:
+            self.messages.append(Received(time.monotonic(), tuple(message)))
+
+    def snapshot(self) -> list[Received]:
+        with self.lock:
+            return list(self.messages)
+
+    def wait_for(self, predicate, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if any(predicate(m) for m in self.snapshot()):
+                return True
+            time.sleep(0.02)
+        return False
+
+    def close(self) -> None:
+        self.client.close_port()
+        self.client.delete()
+
+
+def stuck_notes(messages: list[Received]) -> dict[tuple[int, int], int]:
+    """(channel, pitch) → note-ons not followed by a note-off (or an all-notes-off on the channel)."""
+    held: dict[tuple[int, int], int] = {}
+    for m in messages:
+        if m.is_note_on:
+            key = (m.channel, m.message[1])
+            held[key] = held.get(key, 0) + 1
+        elif m.is_note_off:
+            held.pop((m.channel, m.message[1]), None)
+    return {k: v for k, v in held.items() if v}

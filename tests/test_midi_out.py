@@ -1,0 +1,84 @@
+"""MidiOut against a real JACK server and a real JACK MIDI input client."""
+
+import time
+import uuid
+
+import pytest
+
+from emobridge.midi_out import MidiOut, MidiPortError, compiled_backends
+from jack import JackReceiver
+
+pytestmark = pytest.mark.jack
+
+
+@pytest.fixture
+def port(jack_server):
+    name = f"emo-{uuid.uuid4().hex[:6]}"
+    out = MidiOut(name, backend="jack")
+    receiver = JackReceiver(name)
+    time.sleep(0.1)
+    yield out, receiver
+    receiver.close()
+    out.close()
+
+
+def messages(receiver, n, timeout=2.0):
+    deadline = time.monotonic() + timeout
+    while len(receiver.snapshot()) < n and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return [m.message for m in receiver.snapshot()]
+
+
+def test_notes_arrive_at_a_jack_input(port):
+    out, receiver = port
+    out.note_on(0, 60, 100)
+    out.note_off(0, 60)
+    assert messages(receiver, 2) == [(0x90, 60, 100), (0x80, 60, 0)]
+
+
+def test_repeated_pitch_is_retriggered_and_released_once(port):
+    out, receiver = port
+    out.note_on(1, 64, 90)
+    out.note_on(1, 64, 80)  # same key again while sounding
+    out.note_off(1, 64)     # the first note's end: the second still sounds
+    out.note_off(1, 64)
+    assert messages(receiver, 4) == [(0x91, 64, 90), (0x81, 64, 0), (0x91, 64, 80), (0x81, 64, 0)]
+
+
+def test_panic_releases_every_sounding_note_and_clears_channels(port):
+    out, receiver = port
+    out.note_on(0, 60, 100)
+    out.note_on(2, 40, 100)
+    out.panic({0, 2, 9})
+    got = messages(receiver, 2 + 2 + 6)
+    assert set(got[2:4]) == {(0x80, 60, 0), (0x82, 40, 0)}
+    for channel in (0, 2, 9):
+        assert (0xB0 | channel, 123, 0) in got  # all notes off
+        assert (0xB0 | channel, 64, 0) in got   # sustain released
+    assert out.sounding == {}
+
+
+def test_connect_to_an_existing_port(jack_server):
+    receiver = JackReceiver(None, virtual="loopback-in")
+    out = MidiOut(backend="jack", connect="loopback-in")
+    time.sleep(0.1)
+    out.control_change(3, 74, 99)
+    assert messages(receiver, 1) == [(0xB3, 74, 99)]
+    out.close()
+    receiver.close()
+
+
+def test_unknown_port_lists_what_is_available(jack_server):
+    receiver = JackReceiver(None, virtual="listed-port")
+    with pytest.raises(MidiPortError) as error:
+        MidiOut(backend="jack", connect="no-such-port")
+    assert "no-such-port" in str(error.value) and "listed-port" in str(error.value)
+    assert "\n" not in str(error.value)
+    receiver.close()
+
+
+def test_unknown_backend_lists_the_backends():
+    with pytest.raises(MidiPortError) as error:
+        MidiOut(backend="beos")
+    message = str(error.value)
+    assert "beos" in message and all(name in message for name in compiled_backends())

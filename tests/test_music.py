@@ -1,0 +1,232 @@
+"""Music theory, the part generators and the composer."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from emobridge.labels import EMOTIONS
+from emobridge.mapping import load_mapping, parse_mapping
+from emobridge.music.composer import Composer, params_for
+from emobridge.music.parts import SLOTS_PER_BEAT, bar_context, is_strong
+from emobridge.music.theory import (chord_pitch_classes, movement, parse_roman, scale_pitch_classes,
+                                    voice_chord, voice_progression)
+from emobridge.smoothing import EmotionState, state_from_probs
+
+
+@pytest.fixture(scope="module")
+def mapping():
+    return load_mapping()
+
+
+def blended(**weights: float) -> EmotionState:
+    probs = np.array([weights.get(name, 0.0) for name in EMOTIONS])
+    return state_from_probs(probs, int(np.argmax(probs)), face=True, time=0.0)
+
+
+def play(mapping, emotion: str, bars: int, seed: int = 0):
+    composer = Composer(mapping, seed)
+    return [composer.next_bar(EmotionState.fixed(emotion)) for _ in range(bars)]
+
+
+# --- theory ---
+
+@pytest.mark.parametrize("tonic, mode, expected", [
+    (0, "major", (0, 2, 4, 5, 7, 9, 11)),
+    (9, "minor", (9, 11, 0, 2, 4, 5, 7)),           # A minor: the white keys from A
+    (2, "dorian", (2, 4, 5, 7, 9, 11, 0)),          # D dorian: the white keys from D
+    (4, "phrygian", (4, 5, 7, 9, 11, 0, 2)),
+    (5, "lydian", (5, 7, 9, 11, 0, 2, 4)),
+    (7, "mixolydian", (7, 9, 11, 0, 2, 4, 5)),
+    (9, "harmonic_minor", (9, 11, 0, 2, 4, 5, 8)),  # raised seventh: G sharp
+])
+def test_scales(tonic, mode, expected):
+    assert scale_pitch_classes(tonic, mode) == expected
+
+
+@pytest.mark.parametrize("numeral, mode, expected", [
+    ("I", "major", (0, 4, 7)),
+    ("ii", "major", (2, 5, 9)),
+    ("V7", "major", (7, 11, 2, 5)),       # dominant seventh
+    ("Imaj7", "major", (0, 4, 7, 11)),
+    ("vii°", "major", (11, 2, 5)),
+    ("viio7", "harmonic_minor", (11, 2, 5, 8)),  # fully diminished
+    ("bVII", "major", (10, 2, 5)),        # borrowed from minor
+    ("i", "minor", (0, 3, 7)),
+    ("VI", "minor", (8, 0, 3)),           # degrees count in the mode: A flat in C minor
+    ("III+", "harmonic_minor", (3, 7, 11)),
+    ("iiø7", "minor", (2, 5, 8, 0)),
+    ("II", "lydian", (2, 6, 9)),
+])
+def test_roman_numerals_in_c(numeral, mode, expected):
+    assert chord_pitch_classes(numeral, 0, mode) == expected
+
+
+@pytest.mark.parametrize("numeral", ["VIII", "iV", "IV°", "vi+", "x", "", "I9", "bb"])
+def test_bad_roman_numerals_are_refused(numeral):
+    with pytest.raises(ValueError):
+        parse_roman(numeral)
+
+
+def test_voice_leading_moves_far_less_than_block_chords():
+    progression = tuple(chord_pitch_classes(n, 0, "major") for n in ("I", "IV", "V", "I"))
+    voicings = voice_progression(progression, 55, 72)
+    assert all(55 <= p <= 72 for voicing in voicings for p in voicing)
+    assert [sorted({p % 12 for p in v}) for v in voicings] == [sorted(set(c)) for c in progression]
+    led = [movement(a, b) for a, b in zip(voicings, voicings[1:] + voicings[:1])]
+    assert max(led) <= 6  # every change, the loop back included, is a few semitones in all
+    assert max(abs(x - y) for a, b in zip(voicings, voicings[1:]) for x, y in zip(a, b)) <= 3
+    block = [tuple(48 + c[0] + (pc - c[0]) % 12 for pc in c) for c in progression]  # root position everywhere
+    assert sum(led) < sum(movement(a, b) for a, b in zip(block, block[1:] + block[:1])) / 2
+
+
+def test_voice_chord_without_previous_sits_in_the_middle():
+    voicing = voice_chord((0, 4, 7), None, 48, 84)
+    assert abs(np.mean(voicing) - 66) <= 6
+
+
+# --- composer and parts ---
+
+def test_every_note_is_in_key_and_mode(mapping):
+    for emotion in EMOTIONS:
+        style = mapping.emotions[emotion]
+        scale = set(scale_pitch_classes(mapping.tonic, style.mode))
+        pitch_classes = {e.pitch % 12 for bar in play(mapping, emotion, 8) for e in bar.events}
+        assert pitch_classes <= scale, (emotion, pitch_classes - scale)
+
+
+def test_other_key_and_mode_from_the_mapping():
+    dorian = parse_mapping("key: D\nemotions:\n  neutral: {mode: dorian, progression: [i, IV, i, v]}\n", "d.yaml")
+    bars = play(dorian, "neutral", 8)
+    assert {e.pitch % 12 for bar in bars for e in bar.events} <= set(scale_pitch_classes(2, "dorian"))
+    assert bars[0].params.tonic == 2 and bars[0].params.mode == "dorian"
+    # the second bar's harmony is D dorian's IV: G major, not the G minor of D natural minor
+    assert {e.pitch % 12 for e in bars[1].events if e.part == "chords"} == {7, 11, 2}
+
+
+def test_chords_follow_the_progression_with_small_motion(mapping):
+    bars = play(mapping, "happy", 8)
+    voicings = [tuple(sorted({e.pitch for e in bar.events if e.part == "chords"})) for bar in bars]
+    for bar, voicing in zip(bars, voicings):
+        chord = bar_context(bar.params, bar.index).chord
+        assert sorted({p % 12 for p in voicing}) == sorted(set(chord))
+    assert all(movement(a, b) <= 6 for a, b in zip(voicings, voicings[1:]))
+
+
+def test_melody_has_chord_tones_on_strong_beats_and_moves_mostly_by_step(mapping):
+    bars = play(mapping, "happy", 32)
+    slots = mapping.beats_per_bar * SLOTS_PER_BEAT
+    melody = []
+    for bar in bars:
+        chord = bar_context(bar.params, bar.index).chord
+        notes = [e for e in bar.events if e.part == "melody"]
+        strong = [e for e in notes if is_strong(round(e.beat * SLOTS_PER_BEAT), slots)]
+        assert strong and all(e.pitch % 12 in chord for e in strong)
+        melody += notes
+    intervals = np.abs(np.diff([e.pitch for e in melody]))
+    assert np.mean(intervals <= 2) >= 0.6  # steps of a second (or repeated notes) dominate
+    low, high = mapping.emotions["happy"].pitch_range
+    assert all(low <= e.pitch <= high for e in melody)
+
+
+def test_bass_plays_roots_and_fifths_below_the_chords(mapping):
+    for emotion in ("sad", "happy", "angry"):
+        for bar in play(mapping, emotion, 8):
+            chord = bar_context(bar.params, bar.index).chord
+            bass = [e for e in bar.events if e.part == "bass"]
+            chords = [e.pitch for e in bar.events if e.part == "chords"]
+            assert bass[0].beat == 0 and bass[0].pitch % 12 == chord[0]
+            assert {e.pitch % 12 for e in bass} <= {chord[0], chord[2]}
+            assert max(e.pitch for e in bass) < np.mean(chords)
+
+
+def test_phrase_ends_on_the_tonic(mapping):
+    bars = play(mapping, "happy", 8)
+    phrase = len(mapping.emotions["happy"].progression)
+    for bar in bars[phrase - 1::phrase]:
+        last = max((e for e in bar.events if e.part == "melody"), key=lambda e: e.beat)
+        assert last.pitch % 12 == mapping.tonic
+
+
+def test_same_seed_same_bars_other_seed_other_melody(mapping):
+    states = [blended(happy=0.7, surprise=0.3), EmotionState.fixed("fear"), blended(sad=0.5, neutral=0.4, angry=0.1)]
+    first, second, other = Composer(mapping, 7), Composer(mapping, 7), Composer(mapping, 8)
+    for state in states * 3:
+        bar = first.next_bar(state)
+        assert bar == second.next_bar(state)
+        assert [e for e in bar.events if e.part == "melody"] != [e for e in other.next_bar(state).events
+                                                                 if e.part == "melody"]
+
+
+def test_parts_play_on_their_own_channels():
+    moved = parse_mapping("parts: {melody: {channel: 5}, drums: {enabled: true}}", "m.yaml")
+    channels = {(e.part, e.channel) for bar in play(moved, "angry", 4) for e in bar.events}
+    assert channels == {("melody", 4), ("chords", 1), ("bass", 2), ("drums", 9)}
+
+
+def test_disabling_a_part_removes_only_its_notes(mapping):
+    without_chords = parse_mapping("parts: {chords: {enabled: false}}", "m.yaml")
+    full, reduced = play(mapping, "neutral", 4), play(without_chords, "neutral", 4)
+    assert not any(e.part == "chords" for bar in reduced for e in bar.events)
+    assert all(e.channel != 1 for bar in reduced for e in bar.events)
+    # every part draws from its own random stream, so the others play exactly the same notes
+    for a, b in zip(full, reduced):
+        assert [e for e in a.events if e.part != "chords"] == list(b.events)
+
+
+def test_notes_stay_inside_their_bar(mapping):
+    for emotion in EMOTIONS:
+        for bar in play(mapping, emotion, 8):
+            beats = bar.params.beats_per_bar
+            assert all(0 <= e.beat < beats and 0 < e.duration and e.beat + e.duration <= beats + 1e-9
+                       for e in bar.events)
+            assert all(1 <= e.velocity <= 127 and 0 <= e.pitch <= 127 for e in bar.events)
+
+
+def test_params_change_only_at_bar_boundaries(mapping):
+    composer = Composer(mapping, 0)
+    sad = composer.next_bar(EmotionState.fixed("sad"))
+    happy = composer.next_bar(EmotionState.fixed("happy"))
+    assert sad.params == params_for(EmotionState.fixed("sad"), mapping)
+    assert happy.params == params_for(EmotionState.fixed("happy"), mapping)
+    assert (sad.index, happy.index) == (0, 1)
+    sad_range, happy_range = mapping.emotions["sad"].pitch_range, mapping.emotions["happy"].pitch_range
+    assert all(sad_range[0] <= e.pitch <= sad_range[1] for e in sad.events if e.part == "melody")
+    assert all(happy_range[0] <= e.pitch <= happy_range[1] for e in happy.events if e.part == "melody")
+
+
+def test_set_mapping_takes_effect_at_the_next_bar(mapping):
+    composer = Composer(mapping, 0)
+    before = composer.next_bar(EmotionState.fixed("happy"))
+    composer.set_mapping(parse_mapping("key: G\nparts: {bass: {enabled: false}}", "g.yaml"))
+    after = composer.next_bar(EmotionState.fixed("happy"))
+    assert before.params.tonic == 0 and any(e.part == "bass" for e in before.events)
+    assert after.params.tonic == 7 and not any(e.part == "bass" for e in after.events)
+    assert {e.pitch % 12 for e in after.events} <= set(scale_pitch_classes(7, "major"))
+
+
+def test_blend_of_happy_and_surprise_sits_in_between(mapping):
+    happy = params_for(EmotionState.fixed("happy"), mapping)
+    surprise = params_for(EmotionState.fixed("surprise"), mapping)
+    mix = params_for(blended(happy=0.6, surprise=0.4), mapping)
+    assert happy.tempo < mix.tempo < surprise.tempo
+    assert happy.pitch_range[1] < mix.pitch_range[1] < surprise.pitch_range[1]
+    assert happy.leap < mix.leap < surprise.leap
+    assert mix.mode == "major" and mix.progression == happy.progression and mix.emotion == "happy"
+
+
+def test_arousal_picks_the_tempo_inside_the_range(mapping):
+    calm = dataclasses.replace(EmotionState.fixed("neutral"), arousal=-1.0)
+    excited = dataclasses.replace(EmotionState.fixed("neutral"), arousal=1.0)
+    low, high = mapping.emotions["neutral"].tempo
+    assert params_for(calm, mapping).tempo == pytest.approx(low)
+    assert params_for(excited, mapping).tempo == pytest.approx(high)
+
+
+def test_density_is_normalised_for_osc(mapping):
+    for emotion in EMOTIONS:
+        params = params_for(EmotionState.fixed(emotion), mapping)
+        assert 0 < params.density <= 1
+        assert params.density == pytest.approx(mapping.emotions[emotion].density / (4 * mapping.beats_per_bar))

@@ -1,0 +1,73 @@
+import numpy as np
+import pytest
+
+from emobridge.labels import EMOTIONS, VALENCE_AROUSAL
+from emobridge.smoothing import EmotionSmoother, EmotionState, SmoothingConfig, valence_arousal
+
+
+def one_hot(name: str, p: float = 1.0) -> np.ndarray:
+    probs = np.full(len(EMOTIONS), (1 - p) / (len(EMOTIONS) - 1))
+    probs[EMOTIONS.index(name)] = p
+    return probs
+
+
+@pytest.mark.parametrize("name", EMOTIONS)
+def test_valence_arousal_of_a_pure_emotion_is_its_coordinate(name):
+    assert valence_arousal(one_hot(name)) == pytest.approx(VALENCE_AROUSAL[name])
+
+
+def test_valence_arousal_is_the_probability_weighted_mean():
+    probs = np.zeros(7)
+    probs[EMOTIONS.index("happy")] = 0.6
+    probs[EMOTIONS.index("sad")] = 0.4
+    v, a = valence_arousal(probs)
+    assert v == pytest.approx(0.6 * 0.81 + 0.4 * -0.63)
+    assert a == pytest.approx(0.6 * 0.51 + 0.4 * -0.27)
+
+
+def feed(smoother, probs, seconds, fps=15, start=0.0):
+    state = None
+    for i in range(int(seconds * fps)):
+        state = smoother.update(probs, start + i / fps)
+    return state
+
+
+def test_follows_a_held_expression():
+    state = feed(EmotionSmoother(), one_hot("happy", 0.9), 1.0)
+    assert state.label == "happy" and state.face
+    assert state.valence > 0.5
+
+
+def test_single_noisy_frames_do_not_flip_the_label():
+    smoother = EmotionSmoother()
+    feed(smoother, one_hot("sad", 0.7), 2.0)
+    changes, label = 0, "sad"
+    for i in range(30 * 15):  # 30 s at 15 fps with a surprise flash every 10th frame
+        probs = one_hot("surprise", 0.9) if i % 10 == 0 else one_hot("sad", 0.7)
+        state = smoother.update(probs, 2.0 + i / 15)
+        changes += state.label != label
+        label = state.label
+    assert changes == 0
+
+
+def test_hysteresis_holds_between_close_classes():
+    smoother = EmotionSmoother(SmoothingConfig(hysteresis=0.1))
+    feed(smoother, one_hot("neutral", 0.5), 2.0)
+    near = np.full(7, 0.02)
+    near[EMOTIONS.index("neutral")], near[EMOTIONS.index("sad")] = 0.44, 0.46
+    assert feed(smoother, near, 2.0, start=2.0).label == "neutral"
+
+
+def test_no_face_fades_to_neutral():
+    smoother = EmotionSmoother(SmoothingConfig(no_face_fade=0.5))
+    feed(smoother, one_hot("angry"), 1.0)
+    state = feed(smoother, None, 3.0, start=1.0)
+    assert not state.face
+    assert state.label == "neutral"
+    assert state.prob("neutral") > 0.95
+
+
+def test_fixed_state():
+    state = EmotionState.fixed("fear")
+    assert state.label == "fear" and state.confidence == 1.0
+    assert (state.valence, state.arousal) == VALENCE_AROUSAL["fear"]

@@ -11,6 +11,8 @@ import os
 import sys
 import threading
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import rtmidi
 
@@ -34,9 +36,24 @@ def compiled_backends() -> list[str]:
     return [name for name, api in BACKENDS.items() if api in compiled]
 
 
+@contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """Silence what ALSA's and JACK's C libraries print while we probe them; we say it in one line instead."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as devnull:
+            os.dup2(devnull.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def _auto_order() -> list[str]:
     if sys.platform.startswith("linux"):
-        return ["alsa", "jack"]  # JACK only when ALSA's sequencer is missing (containers, JACK-only setups)
+        # JACK when ALSA's sequencer is missing (containers, JACK-only setups)
+        return ["alsa", "jack"] if os.path.exists("/dev/snd/seq") else ["jack"]
     if sys.platform == "darwin":
         return ["coremidi", "jack"]
     return ["winmm"]
@@ -50,7 +67,8 @@ def _client(backend: str, name: str) -> rtmidi.MidiOut:
     # Never let a JACK client start a server of its own: a half-configured jackd is worse than a clear error.
     os.environ.setdefault("JACK_NO_START_SERVER", "1")
     try:
-        client = rtmidi.MidiOut(BACKENDS[backend], name=name)
+        with _quiet_stderr():
+            client = rtmidi.MidiOut(BACKENDS[backend], name=name)
     except rtmidi.RtMidiError as error:
         raise MidiPortError(f"MIDI backend {backend!r} is unavailable ({_first_line(error)})") from None
     return client

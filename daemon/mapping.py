@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import copy
 import importlib.resources
+import hashlib
+import re
 import reprlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,18 +30,33 @@ PART_NAMES: tuple[str, ...] = ("melody", "chords", "bass", "drums")
 RHYTHMS: tuple[str, ...] = ("regular", "irregular")
 DEFAULT_SOURCE = "default"
 
-_TOP_KEYS = ("extends", "key", "beats_per_bar", "emotions", "parts")
+_TOP_KEYS = ("extends", "key", "beats_per_bar", "transition", "humanize", "emotions", "parts", "cc")
 _EMOTION_KEYS = ("tempo", "mode", "progression", "pitch_range", "velocity", "density", "rhythm",
-                 "articulation", "leap")
+                 "articulation", "leap", "key")
+CHANGE_AT: tuple[str, ...] = ("bar", "phrase")
+BLENDS: tuple[str, ...] = ("probabilities", "argmax")
+CURVES: tuple[str, ...] = ("linear", "exponential", "step")
+_TRANSITION_KEYS = ("tempo_glide_beats", "change_at", "blend")
+_HUMANIZE_KEYS = ("timing_ms", "velocity")
+_CC_KEYS = ("source", "cc", "channel", "range", "out", "curve", "steps", "rate")
+_CC_REQUIRED = ("source", "cc", "channel")
+# Where each control source lives and its natural range (the default of a cc entry's "range").
+CC_SOURCES: dict[str, tuple[float, float]] = {
+    "valence": (-1.0, 1.0), "arousal": (-1.0, 1.0), "confidence": (0.0, 1.0),
+    **{name: (0.0, 1.0) for name in EMOTIONS},
+    "tempo": (40.0, 200.0), "density": (0.0, 1.0),
+}
+PRESET_NAME = re.compile(r"[A-Za-z0-9_-]+")
+_NOTE_SPELLING = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
 _EMOTION_REQUIRED = _EMOTION_KEYS[:7]
-_PART_KEYS = ("channel", "enabled", "octave", "velocity_scale", "program")
+_PART_KEYS = ("channel", "enabled", "octave", "velocity_scale", "articulation", "program")
 _DRUM_KEYS = ("channel", "enabled", "velocity_scale", "program")  # drum notes are fixed GM sounds: no octave
 
 # What a part is when a stand-alone file (extends: none) leaves it out; channels as musicians count.
 _PART_DEFAULTS: dict[str, dict[str, Any]] = {
-    "melody": {"channel": 1, "enabled": True, "octave": 0, "velocity_scale": 1.0, "program": None},
-    "chords": {"channel": 2, "enabled": True, "octave": -1, "velocity_scale": 0.75, "program": None},
-    "bass": {"channel": 3, "enabled": True, "octave": -2, "velocity_scale": 0.9, "program": None},
+    "melody": {"channel": 1, "enabled": True, "octave": 0, "velocity_scale": 1.0, "articulation": 1.0, "program": None},
+    "chords": {"channel": 2, "enabled": True, "octave": -1, "velocity_scale": 0.75, "articulation": 1.0, "program": None},
+    "bass": {"channel": 3, "enabled": True, "octave": -2, "velocity_scale": 0.9, "articulation": 1.0, "program": None},
     "drums": {"channel": 10, "enabled": False, "velocity_scale": 0.85, "program": None},
 }
 _EMOTION_DEFAULTS = {"articulation": 0.8, "leap": 0.15}
@@ -66,6 +83,42 @@ class EmotionStyle:
     rhythm: str                     # "regular" (metric grid) or "irregular" (displaced onsets)
     articulation: float             # sounding length over the gap to the next note: 1 legato, ~0.4 staccato
     leap: float                     # chance that a melody move is a leap (a fourth or more) instead of a step
+    tonic: int | None = None        # this emotion's own key (pitch class 0-11); None: the mapping's key
+
+
+@dataclass(frozen=True)
+class Transition:
+    """How the music moves from one emotion to the next."""
+
+    tempo_glide_beats: int = 4      # beats a tempo change takes (0: jump at the bar line)
+    change_at: str = "bar"          # "bar" or "phrase": when mode, key and progression may switch
+    blend: str = "probabilities"    # "probabilities" (weighted mean of the emotions) or "argmax" (the leader only)
+
+
+@dataclass(frozen=True)
+class Humanize:
+    """Small random deviations from the grid; zero for both gives the exact grid."""
+
+    timing_ms: float = 0.0          # standard deviation of onset shifts, milliseconds (0-50)
+    velocity: float = 0.0           # standard deviation of velocity changes (0-30)
+
+    @property
+    def enabled(self) -> bool:
+        return self.timing_ms > 0 or self.velocity > 0
+
+
+@dataclass(frozen=True)
+class ControlSpec:
+    """One ``cc:`` entry: a continuous source sent as a MIDI control change."""
+
+    source: str                     # a key of CC_SOURCES
+    cc: int                         # controller number 0-127
+    channel: int                    # 0-15 (the YAML counts 1-16)
+    range: tuple[float, float]      # source values mapped to the ends of *out* (clamped outside)
+    out: tuple[int, int]            # CC values at range low and range high (high < low inverts)
+    curve: str                      # linear, exponential or step
+    steps: int                      # levels of a step curve (2-128)
+    rate: float                     # at most this many messages per second (Hz)
 
 
 @dataclass(frozen=True)
@@ -78,6 +131,7 @@ class PartConfig:
     octave: int               # octaves below/above the emotion's pitch_range this part plays (drums: 0)
     velocity_scale: float     # multiplies the emotion's velocities, so parts sit in a balance
     program: int | None       # GM program 0-127 sent before the first note (the YAML counts 1-128); None: leave it
+    articulation: float = 1.0  # multiplies the emotion's articulation (never past the next onset); drums: 1
 
 
 @dataclass(frozen=True)
@@ -87,6 +141,14 @@ class Mapping:
     emotions: dict[str, EmotionStyle]   # all seven, keyed by the names in labels.EMOTIONS
     parts: tuple[PartConfig, ...]       # in PART_NAMES order
     source: str                         # the file it came from, or "default"
+    transition: Transition = Transition()
+    humanize: Humanize = Humanize()
+    controls: tuple[ControlSpec, ...] = ()  # the cc: entries, in file order
+
+    def tonic_of(self, emotion: str) -> int:
+        """The key an emotion plays in: its own ``key`` if it has one, else the mapping's."""
+        own = self.emotions[emotion].tonic
+        return self.tonic if own is None else own
 
     def channels(self) -> tuple[int, ...]:
         """Channels (0-15) of the enabled parts."""
@@ -100,15 +162,133 @@ class Mapping:
 
 
 def load_mapping(path: str | Path | None = None) -> Mapping:
-    """Read and check a mapping file; ``None`` gives the packaged default."""
-    if path is None:
+    """Read and check a mapping file or preset; ``None`` (or ``"default"``) gives the packaged default.
+
+    *path* is a file when that file exists; otherwise a bare name names a preset (see the module docstring).
+    """
+    if path is None or (str(path) == DEFAULT_SOURCE and not Path(path).exists()):
         return parse_mapping(default_mapping_text(), DEFAULT_SOURCE)
-    source = str(path)
+    resolved, source = mapping_path(path), str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = resolved.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
         raise MappingError(source, "(file)", f"cannot be read ({error})", "a readable UTF-8 YAML file") from None
     return parse_mapping(text, source)
+
+
+def presets_dir() -> Path:
+    """The folder of the packaged presets (``mappings/``)."""
+    return Path(str(importlib.resources.files("emobridge.mappings")))
+
+
+def list_presets() -> dict[str, Path]:
+    """Preset name -> file, for every ``*.yaml`` shipped in ``mappings/``, sorted by name."""
+    return {path.stem: path for path in sorted(presets_dir().glob("*.yaml"))}
+
+
+def preset_is_faithful(name: str) -> bool:
+    """Whether a preset claims to carry the emotions faithfully: a ``# emotion-faithful: yes`` line in it."""
+    text = list_presets()[name].read_text(encoding="utf-8")
+    return re.search(r"^#\s*emotion-faithful:\s*yes\b", text, re.MULTILINE | re.IGNORECASE) is not None
+
+
+def mapping_path(spec: str | Path | None) -> Path:
+    """The file a mapping spec reads: the file itself if it exists, else the preset of that name.
+
+    ``None`` is the packaged default. Watch this path for hot reload.
+    """
+    if spec is None:
+        return list_presets()[DEFAULT_SOURCE]
+    path = Path(spec)
+    name = str(spec)
+    if path.exists() or not PRESET_NAME.fullmatch(name):
+        return path  # a path that does not exist fails when it is read, naming the file
+    presets = list_presets()
+    if name in presets:
+        return presets[name]
+    raise MappingError(name, "(file)", "no such file, and no preset of that name",
+                       f"a YAML file path or a preset name: {', '.join(presets)}")
+
+
+class MappingWatcher:
+    """What hot reload needs: re-read a mapping spec when its file's content changes.
+
+    ``poll()`` returns the new :class:`Mapping` when the file changed since the last good load
+    (or since construction), ``None`` when it did not; a changed but bad file raises
+    :class:`MappingError` once per distinct content (the caller keeps playing the old mapping),
+    then ``poll()`` returns ``None`` until the content changes again.
+    """
+
+    def __init__(self, spec: str | Path | None):
+        self.spec = spec
+        self.path = mapping_path(spec)
+        self._digest = self._read_digest()
+
+    def _read_digest(self) -> str | None:
+        try:
+            return hashlib.sha256(self.path.read_bytes()).hexdigest()
+        except OSError:
+            return None
+
+    def poll(self) -> Mapping | None:
+        digest = self._read_digest()
+        if digest is None or digest == self._digest:
+            return None
+        self._digest = digest  # a bad file is reported once, not on every poll
+        return load_mapping(self.spec)
+
+
+def describe_mapping(mapping: Mapping) -> str:
+    """The resolved mapping as commented YAML: every key with the value in force, defaults filled in.
+
+    The text is itself a stand-alone mapping file (``extends: none``) that loads to an equal mapping.
+    """
+    def emotion(style: EmotionStyle) -> dict[str, Any]:
+        entry: dict[str, Any] = {
+            "tempo": [_number(v) for v in style.tempo], "mode": style.mode, "progression": list(style.progression),
+            "pitch_range": list(style.pitch_range), "velocity": list(style.velocity),
+            "density": _number(style.density), "rhythm": style.rhythm,
+            "articulation": _number(style.articulation), "leap": _number(style.leap),
+        }
+        if style.tonic is not None:
+            entry["key"] = _NOTE_SPELLING[style.tonic]
+        return entry
+
+    def part(config: PartConfig) -> dict[str, Any]:
+        entry: dict[str, Any] = {"channel": config.channel + 1, "enabled": config.enabled}
+        if config.name != "drums":
+            entry["octave"] = config.octave
+        entry["velocity_scale"] = _number(config.velocity_scale)
+        if config.name != "drums":
+            entry["articulation"] = _number(config.articulation)
+        entry["program"] = None if config.program is None else config.program + 1
+        return entry
+
+    def control(spec: ControlSpec) -> dict[str, Any]:
+        return {"source": spec.source, "cc": spec.cc, "channel": spec.channel + 1,
+                "range": [_number(v) for v in spec.range], "out": list(spec.out), "curve": spec.curve,
+                "steps": spec.steps, "rate": _number(spec.rate)}
+
+    t, h = mapping.transition, mapping.humanize
+    data = {
+        "extends": "none",
+        "key": _NOTE_SPELLING[mapping.tonic],
+        "beats_per_bar": mapping.beats_per_bar,
+        "transition": {"tempo_glide_beats": t.tempo_glide_beats, "change_at": t.change_at, "blend": t.blend},
+        "humanize": {"timing_ms": _number(h.timing_ms), "velocity": _number(h.velocity)},
+        "emotions": {name: emotion(mapping.emotions[name]) for name in EMOTIONS},
+        "parts": {config.name: part(config) for config in mapping.parts},
+        "cc": [control(spec) for spec in mapping.controls],
+    }
+    body = yaml.safe_dump(data, sort_keys=False, default_flow_style=None, allow_unicode=True, width=100)
+    channels = ", ".join(str(c + 1) for c in mapping.channels())
+    return (f"# resolved mapping from {mapping.source}: every key, defaults filled in\n"
+            f"# enabled parts play on channels {channels}\n{body}")
+
+
+def _number(value: float) -> int | float:
+    """Whole floats as ints, so the description reads like the file a person would write."""
+    return int(value) if float(value).is_integer() else round(float(value), 4)
 
 
 def parse_mapping(text: str, source: str) -> Mapping:
@@ -192,7 +372,61 @@ class _Builder:
         emotions = {name: self.emotion(emotions_raw[name], f"emotions.{name}", beats) for name in EMOTIONS}
         parts = self.parts(raw.get("parts", {}))
         self.check_registers(parts, emotions)
-        return Mapping(self.tonic(raw.get("key", "C")), beats, emotions, parts, self.source)
+        return Mapping(self.tonic(raw.get("key", "C"), "key"), beats, emotions, parts, self.source,
+                       transition=self.transition(raw.get("transition", {})),
+                       humanize=self.humanize(raw.get("humanize", {})),
+                       controls=self.controls(raw.get("cc", [])))
+
+    def transition(self, raw: Any) -> Transition:
+        raw = self.table(raw, "transition", _TRANSITION_KEYS)
+        self.keys(raw, "transition", "transition.", _TRANSITION_KEYS, [])
+        default = Transition()
+        return Transition(
+            tempo_glide_beats=self.integer(raw.get("tempo_glide_beats", default.tempo_glide_beats),
+                                           "transition.tempo_glide_beats", 0, 64),
+            change_at=self.choice(raw.get("change_at", default.change_at), "transition.change_at", CHANGE_AT),
+            blend=self.choice(raw.get("blend", default.blend), "transition.blend", BLENDS),
+        )
+
+    def humanize(self, raw: Any) -> Humanize:
+        raw = self.table(raw, "humanize", _HUMANIZE_KEYS)
+        self.keys(raw, "humanize", "humanize.", _HUMANIZE_KEYS, [])
+        return Humanize(
+            timing_ms=self.number(raw.get("timing_ms", 0), "humanize.timing_ms", 0, 50,
+                                  "milliseconds from 0 (exact grid) to 50"),
+            velocity=self.number(raw.get("velocity", 0), "humanize.velocity", 0, 30,
+                                 "velocity steps from 0 (exact) to 30"),
+        )
+
+    def controls(self, raw: Any) -> tuple[ControlSpec, ...]:
+        if raw is None:
+            return ()
+        if not isinstance(raw, list):
+            raise self.fail("cc", f"expected a list, got {_show(raw)}",
+                            "a list of entries {source, cc, channel, range, out, curve, steps, rate}")
+        return tuple(self.control(entry, f"cc[{index}]") for index, entry in enumerate(raw))
+
+    def control(self, raw: Any, path: str) -> ControlSpec:
+        raw = self.table(raw, path, _CC_KEYS)
+        self.keys(raw, path, f"{path}.", _CC_KEYS, _CC_REQUIRED)
+        source = self.choice(raw["source"], f"{path}.source", tuple(CC_SOURCES))
+        low, high = CC_SOURCES[source]
+        span = self.pair(raw.get("range", [low, high]), f"{path}.range", -1000, 1000, "source",
+                         integer=False, ordered=False)
+        if span[0] == span[1]:
+            raise self.fail(f"{path}.range", f"low and high are both {span[0]}", "two different source values")
+        out = self.pair(raw.get("out", [0, 127]), f"{path}.out", 0, 127, "CC value", ordered=False)
+        return ControlSpec(
+            source=source,
+            cc=self.integer(raw["cc"], f"{path}.cc", 0, 127),
+            channel=self.integer(raw["channel"], f"{path}.channel", 1, 16) - 1,
+            range=(float(span[0]), float(span[1])),
+            out=(int(out[0]), int(out[1])),
+            curve=self.choice(raw.get("curve", "linear"), f"{path}.curve", CURVES),
+            steps=self.integer(raw.get("steps", 4), f"{path}.steps", 2, 128),
+            rate=self.number(raw.get("rate", 20), f"{path}.rate", 0.1, 1000,
+                             "messages per second, 0.1 to 1000"),
+        )
 
     def emotion(self, raw: Any, path: str, beats: int) -> EmotionStyle:
         raw = self.table(raw, path, _EMOTION_KEYS)
@@ -211,6 +445,7 @@ class _Builder:
             articulation=self.number(value["articulation"], f"{path}.articulation", 0.05, 1.0,
                                      "0.05 (very short) to 1 (legato)"),
             leap=self.number(value["leap"], f"{path}.leap", 0.0, 1.0, "a probability from 0 to 1"),
+            tonic=None if value.get("key") is None else self.tonic(value["key"], f"{path}.key"),
         )
 
     def parts(self, raw: Any) -> tuple[PartConfig, ...]:
@@ -243,6 +478,8 @@ class _Builder:
             velocity_scale=self.number(value["velocity_scale"], f"{path}.velocity_scale", 0.0, 2.0,
                                        "a factor from 0 to 2"),
             program=None if program is None else self.integer(program, f"{path}.program", 1, 128) - 1,
+            articulation=self.number(value.get("articulation", 1.0), f"{path}.articulation", 0.1, 4.0,
+                                     "a factor from 0.1 to 4 on the emotion's articulation"),
         )
 
     def check_registers(self, parts: tuple[PartConfig, ...], emotions: dict[str, EmotionStyle]) -> None:
@@ -276,14 +513,14 @@ class _Builder:
                             "[low, high] MIDI notes at least 12 apart, so every scale note fits")
         return low, high
 
-    def tonic(self, raw: Any) -> int:
+    def tonic(self, raw: Any, path: str) -> int:
         allowed = "a note name such as C, F#, Bb, or a pitch class 0-11"
         if isinstance(raw, str):
             try:
                 return parse_note_name(raw)
             except ValueError:
-                raise self.fail("key", f"got {_show(raw)}", allowed) from None
-        return self.integer(raw, "key", 0, 11, allowed)
+                raise self.fail(path, f"got {_show(raw)}", allowed) from None
+        return self.integer(raw, path, 0, 11, allowed)
 
     # --- primitive checks ---
 
@@ -326,15 +563,16 @@ class _Builder:
             raise self.fail(path, f"got {_show(raw)}", ", ".join(options))
         return raw
 
-    def pair(self, raw: Any, path: str, low: float, high: float, unit: str, integer: bool = True) -> tuple[Any, Any]:
+    def pair(self, raw: Any, path: str, low: float, high: float, unit: str, integer: bool = True,
+             ordered: bool = True) -> tuple[Any, Any]:
         kind = "whole numbers" if integer else "numbers"
-        allowed = f"[low, high] {unit} {kind} from {low} to {high}, low <= high"
+        allowed = f"[low, high] {unit} {kind} from {low} to {high}" + (", low <= high" if ordered else "")
         if not isinstance(raw, list) or len(raw) != 2:
             raise self.fail(path, f"expected a list of two {kind}, got {_show(raw)}", allowed)
         for index, item in enumerate(raw):
             wrong_type = isinstance(item, bool) or not isinstance(item, int if integer else (int, float))
             if wrong_type or not low <= item <= high:
                 raise self.fail(f"{path}[{index}]", f"got {_show(item)}", allowed)
-        if raw[0] > raw[1]:
+        if ordered and raw[0] > raw[1]:
             raise self.fail(path, f"low {raw[0]} is above high {raw[1]}", allowed)
         return raw[0], raw[1]

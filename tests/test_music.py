@@ -18,7 +18,8 @@ from emobridge.smoothing import EmotionState, state_from_probs
 
 @pytest.fixture(scope="module")
 def mapping():
-    return load_mapping()
+    """The default mapping on the exact grid (humanize off), so note positions can be checked exactly."""
+    return parse_mapping("humanize: {timing_ms: 0, velocity: 0}", "grid.yaml")
 
 
 def blended(**weights: float) -> EmotionState:
@@ -167,8 +168,8 @@ def test_parts_play_on_their_own_channels():
 
 
 def test_disabling_a_part_removes_only_its_notes(mapping):
-    without_chords = parse_mapping("parts: {chords: {enabled: false}}", "m.yaml")
-    full, reduced = play(mapping, "neutral", 4), play(without_chords, "neutral", 4)
+    without_chords = parse_mapping("parts: {chords: {enabled: false}}", "m.yaml")  # humanized, as the default
+    full, reduced = play(load_mapping(), "neutral", 4), play(without_chords, "neutral", 4)
     assert not any(e.part == "chords" for bar in reduced for e in bar.events)
     assert all(e.channel != 1 for bar in reduced for e in bar.events)
     # every part draws from its own random stream, so the others play exactly the same notes

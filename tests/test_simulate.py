@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import io
-import statistics
-from dataclasses import dataclass
 
 import mido
 import numpy as np
@@ -12,23 +10,11 @@ import pytest
 
 from emobridge.labels import EMOTIONS
 from emobridge.mapping import load_mapping, parse_mapping
+from emobridge.music import analysis
 from emobridge.music.composer import Composer
 from emobridge.music.render import render_midi, simulate
 from emobridge.smoothing import EmotionState
 
-# Krumhansl-Kessler key profiles (probe-tone ratings), tonic first.
-MAJOR_PROFILE = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
-MINOR_PROFILE = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
-DRUM_CHANNEL = 9
-
-
-@dataclass(frozen=True)
-class Played:
-    start: float      # beats from the start of the file
-    duration: float   # beats
-    channel: int
-    pitch: int
-    velocity: int
 
 
 def file_bytes(midi: mido.MidiFile) -> bytes:
@@ -37,78 +23,16 @@ def file_bytes(midi: mido.MidiFile) -> bytes:
     return buffer.getvalue()
 
 
-def notes_of(midi: mido.MidiFile) -> list[Played]:
-    """Every note in the file, paired note-on with note-off."""
-    played = []
-    for track in midi.tracks:
-        tick, sounding = 0, {}
-        for message in track:
-            tick += message.time
-            if message.type == "note_on" and message.velocity > 0:
-                sounding[(message.channel, message.note)] = (tick, message.velocity)
-            elif message.type in ("note_off", "note_on"):
-                start, velocity = sounding.pop((message.channel, message.note))
-                played.append(Played(start / midi.ticks_per_beat, (tick - start) / midi.ticks_per_beat,
-                                     message.channel, message.note, velocity))
-        assert not sounding, f"notes left without a note-off: {sounding}"
-    return sorted(played, key=lambda note: (note.start, note.channel, note.pitch))
+def notes_of(midi: mido.MidiFile):
+    """Every note in the file; every note-on must have found its note-off."""
+    played = analysis.notes_of(midi)
+    ons = sum(1 for track in midi.tracks for m in track if m.type == "note_on" and m.velocity > 0)
+    assert len(played) == ons, "notes left without a note-off"
+    return played
 
 
-def tempos_of(midi: mido.MidiFile) -> list[tuple[int, float]]:
-    tick, tempos = 0, []
-    for message in midi.tracks[0]:
-        tick += message.time
-        if message.type == "set_tempo":
-            tempos.append((tick, mido.tempo2bpm(message.tempo)))
-    return tempos
-
-
-def key_correlations(notes: list[Played]) -> tuple[float, float]:
-    """Best correlation with any major key and with any minor key (duration-weighted pitch classes)."""
-    histogram = np.zeros(12)
-    for note in notes:
-        if note.channel != DRUM_CHANNEL:
-            histogram[note.pitch % 12] += note.duration
-    best = {}
-    for name, profile in (("major", MAJOR_PROFILE), ("minor", MINOR_PROFILE)):
-        best[name] = max(np.corrcoef(histogram, np.roll(profile, tonic))[0, 1] for tonic in range(12))
-    return best["major"], best["minor"]
-
-
-@dataclass(frozen=True)
-class Features:
-    tempo: float
-    major: float          # major minus minor key correlation: > 0 major, < 0 minor
-    density: float        # melody notes per beat
-    velocity: float       # mean velocity, all notes
-    velocity_spread: float
-    pitch: float          # mean melody pitch
-    pitch_spread: float
-    interval: float       # mean melodic interval in semitones
-    ioi_cv: float         # inter-onset intervals' coefficient of variation (melody): 0 is a steady grid
-    articulation: float   # mean sounding length over the gap to the next melody note
-
-
-def features(midi: mido.MidiFile, melody_channel: int = 0) -> Features:
-    notes = notes_of(midi)
-    melody = [note for note in notes if note.channel == melody_channel]
-    onsets = [note.start for note in melody]
-    gaps = np.diff(onsets)
-    tempos = [bpm for _, bpm in tempos_of(midi)]
-    major, minor = key_correlations(notes)
-    length = max(note.start + note.duration for note in notes)
-    return Features(
-        tempo=statistics.mean(tempos),
-        major=major - minor,
-        density=len(melody) / length,
-        velocity=statistics.mean(note.velocity for note in notes),
-        velocity_spread=statistics.pstdev(note.velocity for note in melody),
-        pitch=statistics.mean(note.pitch for note in melody),
-        pitch_spread=statistics.pstdev(note.pitch for note in melody),
-        interval=float(np.mean(np.abs(np.diff([note.pitch for note in melody])))),
-        ioi_cv=float(np.std(gaps) / np.mean(gaps)),
-        articulation=statistics.mean(note.duration / gap for note, gap in zip(melody, gaps)),
-    )
+tempos_of = analysis.tempos_of
+features = analysis.features
 
 
 @pytest.fixture(scope="module")
@@ -152,12 +76,32 @@ def test_file_lasts_exactly_the_bars(mapping):
     assert max(note.start + note.duration for note in notes_of(midi)) <= beats
 
 
-def test_tempo_event_at_each_bar_whose_tempo_changes(mapping):
-    composer = Composer(mapping, seed=0)
+def test_tempo_event_at_each_bar_whose_tempo_changes_without_glide():
+    jump = parse_mapping("transition: {tempo_glide_beats: 0}", "jump.yaml")
+    composer = Composer(jump, seed=0)
     states = ["sad", "sad", "happy", "happy", "sad"]
-    midi = render_midi([composer.next_bar(EmotionState.fixed(name)) for name in states], mapping)
-    bar = mapping.beats_per_bar * midi.ticks_per_beat
+    midi = render_midi([composer.next_bar(EmotionState.fixed(name)) for name in states], jump)
+    bar = jump.beats_per_bar * midi.ticks_per_beat
     assert [tick for tick, _ in tempos_of(midi)] == [0, 2 * bar, 4 * bar]
+
+
+def test_tempo_glides_with_an_event_on_every_beat_of_the_glide(mapping):
+    composer = Composer(mapping, seed=0)  # the default glides over 4 beats: one bar
+    states = ["sad", "sad", "happy", "happy"]
+    midi = render_midi([composer.next_bar(EmotionState.fixed(name)) for name in states], mapping)
+    beat, bar = midi.ticks_per_beat, mapping.beats_per_bar * midi.ticks_per_beat
+    tempos = tempos_of(midi)
+    assert [tick for tick, _ in tempos] == [0] + [2 * bar + i * beat for i in range(4)]
+    bpms = [bpm for _, bpm in tempos]
+    sad, happy = (composer_tempo(mapping, name) for name in ("sad", "happy"))
+    assert bpms[0] == pytest.approx(sad, abs=0.01) and bpms[-1] == pytest.approx(happy, abs=0.01)
+    assert all(a < b for a, b in zip(bpms, bpms[1:]))  # rising in steps
+    steps = np.diff(bpms[1:])
+    assert np.allclose(steps, steps[0], atol=0.01) and bpms[1] - bpms[0] == pytest.approx(steps[0], abs=0.01)
+
+
+def composer_tempo(mapping, emotion: str) -> float:
+    return Composer(mapping).next_bar(EmotionState.fixed(emotion)).params.tempo
 
 
 def test_drums_enabled_get_their_own_track_on_channel_10(mapping):

@@ -3,17 +3,25 @@
 The composer works a bar at a time. At each bar boundary it reads the current emotion, fixes
 that bar's :class:`MusicParams` and asks every enabled part for its notes, so nothing about the
 music changes in the middle of a bar, and every note ends by the end of its bar.
+
+Transitions (the mapping's ``transition:``) are the only sequential state: the tempo glides
+from where it is to the new target over ``tempo_glide_beats`` beats (``Bar.beat_tempos`` holds
+one tempo per beat), and the harmony (leading emotion, key, mode, progression) switches at the
+next bar or only at the next phrase start (``change_at``). Numeric parameters (velocity,
+register, density, articulation, leap, rhythm) follow the emotion every bar either way. Given
+the seed and the sequence of states, the bars are always the same.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 from dataclasses import dataclass
 from typing import Callable
 
 from ..labels import EMOTIONS
-from ..mapping import EmotionStyle, Mapping, PartConfig
+from ..mapping import EmotionStyle, Humanize, Mapping, PartConfig
 from ..smoothing import EmotionState
 from .parts import GENERATORS, SLOTS_PER_BEAT, bar_context
 
@@ -50,14 +58,21 @@ class NoteEvent:
 @dataclass(frozen=True)
 class Bar:
     index: int
-    params: MusicParams
+    params: MusicParams                # params.tempo is the target tempo the glide heads for
     events: tuple[NoteEvent, ...]
+    beat_tempos: tuple[float, ...] = ()  # BPM of each beat of the bar (empty: params.tempo throughout)
+    phrase_bar: int = 0                # position of the bar in its phrase (0: the phrase starts here)
+
+    def tempo_at(self, beat: int) -> float:
+        """The tempo from beat *beat* (0-based, within the bar) to the next beat."""
+        return self.beat_tempos[beat] if self.beat_tempos else self.params.tempo
 
 
 def params_for(state: EmotionState, mapping: Mapping) -> MusicParams:
-    """Blend the emotions' numbers by their probabilities; mode and progression follow the leading label.
+    """Blend the emotions' numbers by their probabilities; mode, key and progression follow the leading label.
 
     Tempo ranges are blended first, then the arousal (-1..1) picks the point inside the blended range.
+    With ``transition.blend: argmax`` only the leading label counts.
     """
     blend = _blender(state, mapping)
     lead = mapping.emotions[state.label]
@@ -67,7 +82,7 @@ def params_for(state: EmotionState, mapping: Mapping) -> MusicParams:
     return MusicParams(
         tempo=low + (high - low) * position,
         mode=lead.mode,
-        tonic=mapping.tonic,
+        tonic=mapping.tonic_of(state.label),
         density=notes_per_bar / (mapping.beats_per_bar * SLOTS_PER_BEAT),
         beats_per_bar=mapping.beats_per_bar,
         emotion=state.label,
@@ -85,7 +100,7 @@ def _blender(state: EmotionState, mapping: Mapping) -> Callable[[Callable[[Emoti
     """A probability-weighted mean over the emotions' styles (all on the label if the probabilities are empty)."""
     weights = [max(0.0, p) for p in state.probs]
     total = sum(weights)
-    if total <= 0:
+    if total <= 0 or mapping.transition.blend == "argmax":
         weights, total = [1.0 if name == state.label else 0.0 for name in EMOTIONS], 1.0
     styles = [mapping.emotions[name] for name in EMOTIONS]
 
@@ -102,6 +117,14 @@ def _blend_range(blend: Callable[[Callable[[EmotionStyle], float]], float],
             math.floor(blend(lambda style: value(style)[1]) + 0.5))
 
 
+@dataclass(frozen=True)
+class _Harmony:
+    emotion: str
+    mode: str
+    tonic: int
+    progression: tuple[str, ...]
+
+
 class Composer:
     """Turns a stream of emotion states into bars, one per call, deterministically for a seed."""
 
@@ -109,6 +132,11 @@ class Composer:
         self._mapping = mapping
         self._seed = seed
         self._index = 0
+        self._harmony: _Harmony | None = None
+        self._phrase_bar = 0                  # position of the next bar in the held progression
+        self._tempo: float | None = None      # tempo of the last beat played
+        self._glide: tuple[float, float] | None = None  # (from, to) of the glide under way
+        self._glide_done = 0                  # beats of it played
 
     @property
     def mapping(self) -> Mapping:
@@ -120,26 +148,88 @@ class Composer:
 
     def next_bar(self, state: EmotionState) -> Bar:
         mapping = self._mapping  # read once: a set_mapping from another thread lands whole, at the next bar
-        params = params_for(state, mapping)
-        bar = Bar(self._index, params, compose_bar(params, mapping.enabled_parts(), self._index, self._seed))
+        params = self._hold_harmony(params_for(state, mapping), mapping.transition.change_at)
+        beat_tempos = self._glide_tempos(params.tempo, params.beats_per_bar, mapping.transition.tempo_glide_beats)
+        events = compose_bar(params, mapping.enabled_parts(), self._index, self._seed,
+                             phrase_bar=self._phrase_bar, humanize=mapping.humanize)
+        bar = Bar(self._index, params, events, beat_tempos, self._phrase_bar)
         self._index += 1
+        self._phrase_bar = (self._phrase_bar + 1) % len(params.progression)
         return bar
 
+    def _hold_harmony(self, params: MusicParams, change_at: str) -> MusicParams:
+        """Switch to the params' harmony now (change_at bar) or only at a phrase start; play the held one."""
+        wanted = _Harmony(params.emotion, params.mode, params.tonic, params.progression)
+        if wanted != self._harmony and (self._harmony is None or change_at == "bar" or self._phrase_bar == 0):
+            self._harmony, self._phrase_bar = wanted, 0  # a new harmony starts its phrase from the top
+        held = self._harmony
+        assert held is not None
+        return dataclasses.replace(params, emotion=held.emotion, mode=held.mode, tonic=held.tonic,
+                                   progression=held.progression)
 
-def compose_bar(params: MusicParams, parts: tuple[PartConfig, ...], index: int, seed: int) -> tuple[NoteEvent, ...]:
-    """The notes of bar *index* for *parts*: a pure function of its arguments."""
-    context = bar_context(params, index)
+    def _glide_tempos(self, target: float, beats: int, glide_beats: int) -> tuple[float, ...]:
+        """One tempo per beat, moving in equal steps from the current tempo to *target* over *glide_beats* beats."""
+        if self._tempo is None or glide_beats == 0:
+            self._tempo, self._glide = target, None
+            return (target,) * beats
+        if self._glide is None or self._glide[1] != target:
+            if self._tempo == target:
+                return (target,) * beats
+            self._glide, self._glide_done = (self._tempo, target), 0
+        start, end = self._glide
+        tempos = []
+        for _ in range(beats):
+            self._glide_done = min(glide_beats, self._glide_done + 1)
+            tempos.append(start + (end - start) * self._glide_done / glide_beats)
+        self._tempo = tempos[-1]
+        return tuple(tempos)
+
+
+def compose_bar(params: MusicParams, parts: tuple[PartConfig, ...], index: int, seed: int,
+                phrase_bar: int | None = None, humanize: Humanize | None = None) -> tuple[NoteEvent, ...]:
+    """The notes of bar *index* for *parts*: a pure function of its arguments.
+
+    *phrase_bar* is the bar's place in the progression (default: *index* modulo its length).
+    *humanize* shifts onsets and velocities by seeded random amounts (its own random stream per
+    (seed, bar, part), so the notes chosen are the same with or without it).
+    """
+    context = bar_context(params, index if phrase_bar is None else phrase_bar)
     events: list[NoteEvent] = []
     for part in parts:
         rng = random.Random(f"{seed}:{index}:{part.name}")  # str seeds hash stably across runs
         register = (params.pitch_range[0] + 12 * part.octave, params.pitch_range[1] + 12 * part.octave)
-        for note in GENERATORS[part.name](params, context, register, rng):
-            events.append(NoteEvent(
-                beat=note.beat,
-                duration=min(note.duration, params.beats_per_bar - note.beat),
-                channel=part.channel,
-                pitch=note.pitch,
-                velocity=max(1, min(127, round(note.velocity * part.velocity_scale))),
-                part=part.name,
-            ))
+        # a part's articulation factor stretches or shortens its notes, but never past the next onset
+        stretch = min(part.articulation, 1 / params.articulation) if part.name != "drums" else 1.0
+        notes = [(note.beat, min(note.duration * stretch, params.beats_per_bar - note.beat), note.pitch,
+                  note.velocity * part.velocity_scale)
+                 for note in GENERATORS[part.name](params, context, register, rng)]
+        if humanize is not None and humanize.enabled:
+            notes = _humanized(notes, humanize, params, random.Random(f"{seed}:{index}:{part.name}:human"))
+        events += [NoteEvent(beat=beat, duration=duration, channel=part.channel, pitch=pitch,
+                             velocity=max(1, min(127, round(velocity))), part=part.name)
+                   for beat, duration, pitch, velocity in notes]
     return tuple(sorted(events, key=lambda e: (e.beat, e.channel, e.pitch)))
+
+
+def _humanized(notes: list[tuple[float, float, int, float]], humanize: Humanize, params: MusicParams,
+               rng: random.Random) -> list[tuple[float, float, int, float]]:
+    """Onsets shifted by a Gaussian of *timing_ms* (notes struck together move together), velocities by
+    one of *velocity*; both cut at two standard deviations. Notes stay inside the bar, and a note
+    ends before the next one of the same pitch starts, so nothing overlaps itself."""
+    beats = params.beats_per_bar
+    sigma = humanize.timing_ms / 1000 * params.tempo / 60  # milliseconds to beats at this tempo
+    shifts: dict[float, float] = {}
+    for beat in sorted({note[0] for note in notes}):
+        shifts[beat] = max(-2 * sigma, min(2 * sigma, rng.gauss(0, sigma))) if sigma > 0 else 0.0
+    moved = []
+    for beat, duration, pitch, velocity in notes:
+        start = max(0.0, min(beats - 0.01, beat + shifts[beat]))
+        end = max(start + 0.01, min(float(beats), beat + shifts[beat] + duration))
+        if humanize.velocity > 0:
+            velocity += max(-2 * humanize.velocity, min(2 * humanize.velocity, rng.gauss(0, humanize.velocity)))
+        moved.append([start, end, pitch, velocity])
+    for note in moved:
+        later = [other[0] for other in moved if other[2] == note[2] and other[0] > note[0]]
+        if later:
+            note[1] = max(note[0] + 0.005, min(note[1], min(later)))
+    return [(round(start, 4), round(end, 4) - round(start, 4), pitch, velocity) for start, end, pitch, velocity in moved]

@@ -1,15 +1,20 @@
-"""Bars to a Standard MIDI File, and ``simulate``: what the composer plays for a fixed emotion."""
+"""Bars to a Standard MIDI File; ``simulate`` (one fixed emotion) and ``simulate_trajectory`` (a sequence)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
 import mido
+import numpy as np
 
-from ..labels import emotion_index
+from ..labels import EMOTIONS, emotion_index
 from ..mapping import Mapping
-from ..smoothing import EmotionState
+from ..smoothing import EmotionSmoother, EmotionState
 from .composer import Bar, Composer, NoteEvent
+
+TRAJECTORY_HELP = "comma-separated emotion:bars pairs, e.g. sad:8,happy:8,angry:8"
+FACE_LEAD_S = 0.25   # in a trajectory, the face changes this long before the segment's first bar line
+FRAME_RATE = 30.0    # frames per second fed to the smoother in a trajectory
 
 
 def render_midi(bars: Iterable[Bar], mapping: Mapping, ticks_per_beat: int = 480) -> mido.MidiFile:
@@ -40,18 +45,82 @@ def simulate(emotion: str, bars: int, seed: int, mapping: Mapping) -> mido.MidiF
     return render_midi([composer.next_bar(state) for _ in range(bars)], mapping)
 
 
+def parse_trajectory(text: str) -> list[tuple[str, int]]:
+    """``"sad:8,happy:8"`` -> ``[("sad", 8), ("happy", 8)]``; ValueError with a one-line reason otherwise."""
+    segments = []
+    for item in text.split(","):
+        name, sep, count = item.strip().partition(":")
+        if not sep or not name.strip():
+            raise ValueError(f"trajectory segment {item.strip()!r} is not emotion:bars; expected {TRAJECTORY_HELP}")
+        name = name.strip().lower()
+        if name not in EMOTIONS:
+            raise ValueError(f"trajectory segment {item.strip()!r}: unknown emotion {name!r}; "
+                             f"use one of {', '.join(EMOTIONS)}")
+        try:
+            bars = int(count.strip())
+        except ValueError:
+            bars = 0
+        if not 1 <= bars <= 10000:
+            raise ValueError(f"trajectory segment {item.strip()!r}: bars must be a whole number from 1 to 10000")
+        segments.append((name, bars))
+    return segments
+
+
+def simulate_trajectory(segments: list[tuple[str, int]], seed: int, mapping: Mapping) -> mido.MidiFile:
+    """Render a face that moves through *segments* (emotion, bars), as the live daemon would play it.
+
+    The face shows each segment's emotion from :data:`FACE_LEAD_S` seconds before the segment's first
+    bar line; frames at :data:`FRAME_RATE` go through the real :class:`EmotionSmoother` (time runs at
+    the bars' own tempos), and each bar is composed from the smoothed state at its bar line. So the
+    first bar of a new segment hears a blend weighted towards the new emotion, and the tempo glides
+    and harmony switches as the mapping's ``transition`` says. Deterministic for the seed.
+    """
+    if not segments:
+        raise ValueError(f"the trajectory is empty; expected {TRAJECTORY_HELP}")
+    for name, bars in segments:
+        emotion_index(name)
+        if bars < 1:
+            raise ValueError(f"bars must be at least 1, got {bars} for {name}")
+    faces = [name for name, bars in segments for _ in range(bars)]
+    composer, smoother = Composer(mapping, seed), EmotionSmoother()
+    frame = 1.0 / FRAME_RATE
+    now, state = 0.0, _face_state(smoother, faces[0], 0.0)
+    for _ in range(round(8.0 / frame)):  # the face has shown the first emotion for a while already
+        now += frame
+        state = _face_state(smoother, faces[0], now)
+    played = []
+    for index, _ in enumerate(faces):
+        bar = composer.next_bar(state)
+        played.append(bar)
+        bar_end = now + sum(60.0 / bar.tempo_at(beat) for beat in range(bar.params.beats_per_bar))
+        upcoming = faces[min(index + 1, len(faces) - 1)]
+        while now + frame <= bar_end + 1e-9:
+            now += frame
+            state = _face_state(smoother, upcoming if now >= bar_end - FACE_LEAD_S else faces[index], now)
+        now = bar_end
+        state = _face_state(smoother, upcoming, now)
+    return render_midi(played, mapping)
+
+
+def _face_state(smoother: EmotionSmoother, emotion: str, now: float) -> EmotionState:
+    probs = np.zeros(len(EMOTIONS))
+    probs[EMOTIONS.index(emotion)] = 1.0
+    return smoother.update(probs, now)
+
+
 def _conductor(bars: list[Bar], ticks_per_beat: int) -> tuple[mido.MidiTrack, int]:
-    """Tempo and time-signature events at every bar where they change; also returns the end tick."""
+    """Tempo events at every beat whose tempo changes, time signatures where the meter does; also the end tick."""
     timed: list[tuple[int, mido.MetaMessage]] = []
     tick, tempo, meter = 0, None, None
     for bar in bars:
-        bar_tempo = mido.bpm2tempo(bar.params.tempo)
-        if bar_tempo != tempo:
-            timed.append((tick, mido.MetaMessage("set_tempo", tempo=bar_tempo)))
-            tempo = bar_tempo
         if bar.params.beats_per_bar != meter:
             meter = bar.params.beats_per_bar
             timed.append((tick, mido.MetaMessage("time_signature", numerator=meter, denominator=4)))
+        for beat in range(bar.params.beats_per_bar):
+            beat_tempo = mido.bpm2tempo(bar.tempo_at(beat))
+            if beat_tempo != tempo:
+                timed.append((tick + beat * ticks_per_beat, mido.MetaMessage("set_tempo", tempo=beat_tempo)))
+                tempo = beat_tempo
         tick += bar.params.beats_per_bar * ticks_per_beat
     track = mido.MidiTrack([mido.MetaMessage("track_name", name="emobridge")])
     track.extend(_delta(timed, tick))

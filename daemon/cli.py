@@ -1,0 +1,244 @@
+"""The ``emobridge`` command."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__
+from .labels import EMOTIONS
+
+log = logging.getLogger("emobridge")
+
+
+class UserError(Exception):
+    """A problem the user can fix; printed as one line, exit status 2."""
+
+
+# --- run / demo --------------------------------------------------------------
+def add_output_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--mapping", help="YAML mapping file or preset name (default, ambient, driving, …); hot-reloaded when saved")
+    p.add_argument("--model", help="ONNX emotion model (default: the bundled model)")
+    p.add_argument("--midi-backend", default="auto", help="alsa, jack, coremidi or winmm (default: auto)")
+    p.add_argument("--midi-port", default="emobridge", help="name of the virtual MIDI port to create (default: %(default)s)")
+    p.add_argument("--midi-connect", metavar="NAME", help="open this existing MIDI output port instead (e.g. loopMIDI on Windows)")
+    p.add_argument("--osc", action="append", default=[], metavar="HOST:PORT", help="send OSC here (repeatable)")
+    p.add_argument("--osc-prefix", default="/emobridge", help="OSC address prefix (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="seed for the composer's choices (default: %(default)s)")
+    p.add_argument("--fast", action="store_true", help="process a file as fast as possible instead of at its frame rate")
+
+
+def parse_camera(text: str) -> int | str:
+    return int(text) if text.isdigit() else text
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .daemon import Daemon, RunConfig
+
+    config = RunConfig(camera=args.camera, video=args.video, images=args.images, loop=args.loop, fast=args.fast,
+                       mapping=args.mapping, model=args.model, midi_backend=args.midi_backend, midi_port=args.midi_port,
+                       midi_connect=args.midi_connect, osc=args.osc, osc_prefix=args.osc_prefix, seed=args.seed)
+    return Daemon(config).run()
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import demo_clip_path
+
+    args.camera, args.images, args.loop, args.video = None, None, False, str(demo_clip_path())
+    return cmd_run(args)
+
+
+# --- simulate ----------------------------------------------------------------
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from .mapping import load_mapping
+    from .music.render import parse_trajectory, simulate, simulate_trajectory
+
+    mapping = load_mapping(args.mapping)
+    if args.trajectory:
+        segments = parse_trajectory(args.trajectory)
+        midi = simulate_trajectory(segments, args.seed, mapping)
+    elif args.emotion in EMOTIONS:
+        segments = [(args.emotion, args.bars)]
+        midi = simulate(args.emotion, args.bars, args.seed, mapping)
+    else:
+        raise UserError(f"unknown emotion {args.emotion!r}: use one of {', '.join(EMOTIONS)}")
+    midi.save(args.out)
+    what = ", ".join(f"{bars} bars of {emotion}" for emotion, bars in segments)
+    print(f"wrote {args.out}: {what} (seed {args.seed})")
+    return 0
+
+
+def cmd_check_mapping(args: argparse.Namespace) -> int:
+    from .mapping import describe_mapping, list_presets, load_mapping
+
+    if args.file is None:
+        print("presets: " + ", ".join(list_presets()))
+        return 0
+    print(describe_mapping(load_mapping(args.file)), end="")
+    return 0
+
+
+# --- model tools ---------------------------------------------------------------
+def cmd_train(args: argparse.Namespace) -> int:
+    try:
+        from .train.__main__ import run
+    except ImportError as error:
+        raise UserError(f"training needs PyTorch ({error.name} is missing): pip install 'emobridge[train]'") from None
+    return run(args)
+
+
+def find_eval_folder(folder: Path) -> Path:
+    from .datasets import is_class_folder
+
+    for candidate in (folder, folder / "test", folder / "val"):
+        if is_class_folder(candidate):
+            return candidate
+    raise UserError(f"{folder}: no class folders: expected {folder}/<class>/*.jpg (or {folder}/test/<class>/…) "
+                    f"with classes {', '.join(EMOTIONS)}")
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .datasets import load_class_folder
+    from .emotion import EmotionClassifier
+    from .metrics import evaluate
+
+    classifier = EmotionClassifier(args.model)
+    faces = load_class_folder(find_eval_folder(Path(args.dir)))
+    probs = np.concatenate([classifier.probabilities(faces.images[i:i + 256]) for i in range(0, len(faces), 256)])
+    report = evaluate(faces.labels, probs.argmax(1))
+    print(json.dumps(report.to_json()) if args.json else f"{faces.source} with {classifier.path.name}\n{report.to_text()}")
+    return 0
+
+
+def cmd_classify(args: argparse.Namespace) -> int:
+    import cv2
+
+    from .emotion import EmotionClassifier
+    from .faces import FaceDetector, crop_face
+
+    classifier = EmotionClassifier(args.model)
+    detector = FaceDetector()
+    size = classifier.input_size
+    results = []
+    for name in args.images:
+        image = cv2.imread(name, cv2.IMREAD_COLOR)
+        if image is None:
+            raise UserError(f"cannot read image {name}: the file is missing or not an image")
+        grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+        if grey.shape == (size, size):
+            face, how = grey, "crop"
+        else:
+            boxes = detector.detect(image)
+            if not boxes:
+                results.append({"image": name, "face": None})
+                continue
+            face, how = crop_face(grey, boxes[0], size), "detected"
+        reading = classifier.classify(face)
+        results.append({"image": name, "face": how, "label": reading.label,
+                        "probs": {e: round(float(p), 4) for e, p in zip(EMOTIONS, reading.probs)}})
+    for r in results:
+        if args.json:
+            print(json.dumps(r))
+        elif r["face"] is None:
+            print(f"{r['image']}: no face found")
+        else:
+            probs = "  ".join(f"{e} {p:.2f}" for e, p in r["probs"].items())
+            print(f"{r['image']}: {r['label']}  ({probs})")
+    return 0
+
+
+def cmd_ports(args: argparse.Namespace) -> int:
+    from .midi_out import compiled_backends, list_output_ports
+
+    print(f"MIDI backends built in: {', '.join(compiled_backends())}")
+    ports = list_output_ports()
+    if not ports:
+        print("no MIDI backend is usable right now (Linux: is the ALSA sequencer loaded, or a JACK server running?)")
+    for backend, names in ports.items():
+        print(f"{backend} output ports: {', '.join(names) if names else '(none)'}")
+    return 0
+
+
+# --- parser ------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="emobridge", description="Facial emotion in, music out (MIDI + OSC).")
+    parser.add_argument("--version", action="version", version=f"emobridge {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log every bar and more")
+    parser.add_argument("-q", "--quiet", action="store_true", help="log only warnings and errors")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="watch the camera (or a file) and play")
+    source = run.add_mutually_exclusive_group()
+    source.add_argument("--camera", type=parse_camera, default=0, help="camera index or device path (default: 0)")
+    source.add_argument("--video", help="a video file instead of the camera")
+    source.add_argument("--images", help="a folder of images instead of the camera")
+    run.add_argument("--loop", action="store_true", help="start a file again when it ends")
+    add_output_options(run)
+    run.set_defaults(func=cmd_run)
+
+    demo = sub.add_parser("demo", help="play the bundled demo clip through the whole chain")
+    add_output_options(demo)
+    demo.set_defaults(func=cmd_demo)
+
+    sim = sub.add_parser("simulate", help="write what the composer plays for an emotion to a MIDI file")
+    sim.add_argument("--emotion", default="happy", help=f"one of {', '.join(EMOTIONS)}")
+    sim.add_argument("--trajectory", metavar="E:BARS,...", help="a sequence instead, e.g. sad:8,happy:8,angry:8")
+    sim.add_argument("--bars", type=int, default=16)
+    sim.add_argument("--seed", type=int, default=0)
+    sim.add_argument("--mapping", help="YAML mapping file or preset name (default: the bundled default)")
+    sim.add_argument("--out", default="emobridge.mid", help="Standard MIDI File to write")
+    sim.set_defaults(func=cmd_simulate)
+
+    check = sub.add_parser("check-mapping", help="validate a mapping and print it resolved (or the errors)")
+    check.add_argument("file", nargs="?", help="a YAML file or a preset name (none: list the presets)")
+    check.set_defaults(func=cmd_check_mapping)
+
+    train = sub.add_parser("train", help="train the emotion model (needs emobridge[train])")
+    from .train.__main__ import add_arguments  # argparse only: torch is imported when training starts
+
+    add_arguments(train)
+    train.set_defaults(func=cmd_train)
+
+    ev = sub.add_parser("eval", help="accuracy and confusion of the model on a labelled folder")
+    ev.add_argument("dir", help="DIR/<class>/*.jpg, or DIR/test/<class>/*.jpg")
+    ev.add_argument("--model", help="ONNX model (default: the bundled one)")
+    ev.add_argument("--json", action="store_true", help="print one JSON object")
+    ev.set_defaults(func=cmd_eval)
+
+    cl = sub.add_parser("classify", help="the seven emotion probabilities of images")
+    cl.add_argument("images", nargs="+")
+    cl.add_argument("--model", help="ONNX model (default: the bundled one)")
+    cl.add_argument("--json", action="store_true", help="one JSON object per image")
+    cl.set_defaults(func=cmd_classify)
+
+    ports = sub.add_parser("ports", help="list MIDI backends and output ports")
+    ports.set_defaults(func=cmd_ports)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    level = logging.WARNING if args.quiet else logging.DEBUG if args.verbose else logging.INFO
+    logging.basicConfig(level=level, format="emobridge: %(message)s", stream=sys.stderr)
+    from .emotion import ModelError
+    from .mapping import MappingError
+    from .midi_out import MidiPortError
+    from .osc import OscTargetError
+    from .sources import SourceError
+
+    try:
+        return args.func(args)
+    except (UserError, ModelError, MappingError, MidiPortError, OscTargetError, SourceError, FileNotFoundError, ValueError) as error:
+        print(f"emobridge: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

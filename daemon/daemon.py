@@ -1,0 +1,200 @@
+"""Wiring and lifecycle: source → perception → (latest state) → player → MIDI, and OSC beside.
+
+Two threads: perception reads frames at the source's pace and publishes the latest
+smoothed emotion; the player composes and plays bar by bar from whatever state is
+latest when a bar starts. The main thread only waits for the end (Ctrl-C, SIGTERM,
+or the end of a file) and then makes sure every note is released before exit.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+
+from .emotion import EmotionClassifier
+from .labels import EMOTIONS
+from .mapping import Mapping, MappingError, MappingWatcher, load_mapping
+from .midi_out import MidiOut
+from .music.composer import Bar, Composer
+from .music.controls import ControlMapper
+from .osc import OscOut, OscTarget
+from .perception import Perception
+from .player import Player
+from .smoothing import EmotionState
+from .sources import FrameSource, SourceError, open_source, paced
+
+log = logging.getLogger("emobridge")
+
+
+@dataclass
+class RunConfig:
+    camera: int | str | None = 0
+    video: str | None = None
+    images: str | None = None
+    loop: bool = False
+    fast: bool = False
+    mapping: str | None = None
+    model: str | None = None
+    midi_backend: str = "auto"
+    midi_port: str = "emobridge"
+    midi_connect: str | None = None
+    osc: list[str] = field(default_factory=list)
+    osc_prefix: str = "/emobridge"
+    seed: int = 0
+    max_rate: float = 30.0  # frames classified per second at most: more costs CPU and adds nothing musical
+
+
+class Daemon:
+    """Everything opened and checked up front, so a bad option fails before any note plays."""
+
+    def __init__(self, config: RunConfig):
+        self.config = config
+        self.mapping: Mapping = load_mapping(config.mapping)
+        self.perception = Perception(EmotionClassifier(config.model))
+        self.osc = OscOut([OscTarget.parse(t) for t in config.osc], config.osc_prefix)
+        self.source: FrameSource = self._open_source()
+        self.midi = MidiOut(config.midi_port, config.midi_backend, config.midi_connect)
+        self.composer = Composer(self.mapping, seed=config.seed)
+        self.controls = ControlMapper(self.mapping)
+        self.watcher = MappingWatcher(config.mapping)
+        self.latest = EmotionState.neutral(time.monotonic())
+        self.forced: str | None = None
+        self.stop = threading.Event()
+        self.reload_now = threading.Event()
+        self.player = Player(self.composer, self.midi, self.music_state, on_bar=self._on_bar)
+
+    def music_state(self) -> EmotionState:
+        """What the music follows: the face, or an emotion forced from the control surface."""
+        if self.forced:
+            return EmotionState.fixed(self.forced, time.monotonic())
+        return self.latest
+
+    def _open_source(self) -> FrameSource:
+        c = self.config
+        camera = None if (c.video or c.images) else c.camera
+        return open_source(camera=camera, video=c.video, images=c.images, loop=c.loop)
+
+    # --- threads -------------------------------------------------------------
+    def _perceive(self) -> None:
+        min_gap = 1.0 / self.config.max_rate
+        last = -min_gap
+        try:
+            for frame in paced(self.source, fast=self.config.fast):
+                if self.stop.is_set():
+                    return
+                if not self.config.fast and frame.time - last < min_gap:
+                    continue
+                last = frame.time
+                self._process(frame.image)
+            log.info("end of %s", self.source.name)
+        except SourceError as error:
+            log.error("%s", error)
+        finally:
+            self.stop.set()
+
+    def _process(self, image) -> None:
+        try:
+            result = self.perception.process(image, time.monotonic())
+        except Exception:  # a bad frame must not silence the show
+            log.exception("perception failed on a frame; skipping it")
+            return
+        self.latest = result.state
+        self.osc.send_emotion(result.state)
+        self._send_controls()
+
+    def _send_controls(self) -> None:
+        bar = self.player.current
+        if bar is None:
+            return
+        for channel, control, value in self.controls.update(self.music_state(), bar.params, time.monotonic()):
+            self.midi.control_change(channel, control, value)
+
+    def _on_bar(self, bar: Bar) -> None:
+        p = bar.params
+        self.osc.send_music(p.tempo, p.mode, p.density, bar_start=True)
+        s = self.latest
+        log.info("bar %d: %s %.2f (v %+.2f a %+.2f) → %.0f BPM %s density %.2f",
+                 bar.index, s.label, s.confidence, s.valence, s.arousal, p.tempo, p.mode, p.density)
+
+    # --- lifecycle -----------------------------------------------------------
+    def run(self) -> int:
+        log.info("playing on %s; OSC → %s; source: %s", self.midi.description,
+                 ", ".join(f"{t.host}:{t.port}" for t in self.osc.targets) or "none", self.source.name)
+        signals = [signal.SIGINT, signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
+        previous = {sig: signal.signal(sig, self._on_signal) for sig in signals}
+        player = threading.Thread(target=self.player.run, args=(self.stop,), name="player", daemon=True)
+        perceive = threading.Thread(target=self._perceive, name="perception", daemon=True)
+        player.start()
+        perceive.start()
+        try:
+            while not self.stop.wait(0.25):
+                self._reload_mapping(force=self.reload_now.is_set())
+        finally:
+            self.stop.set()
+            player.join(timeout=2.0)  # the player releases every note as it exits
+            perceive.join(timeout=2.0)
+            self.close()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        return 0
+
+    def _on_signal(self, signum: int, _frame) -> None:
+        if hasattr(signal, "SIGHUP") and signum == signal.SIGHUP:
+            self.reload_now.set()  # handled by the main loop, not inside the signal handler
+            return
+        log.info("%s: releasing all notes and stopping", signal.Signals(signum).name)
+        self.stop.set()
+
+    # --- mapping: hot reload and switching -------------------------------------
+    def _reload_mapping(self, force: bool = False) -> None:
+        """Apply a saved (or, on SIGHUP, any) change of the mapping file from the next bar; keep playing on errors."""
+        self.reload_now.clear()
+        try:
+            mapping = load_mapping(self.watcher.spec) if force else self.watcher.poll()
+        except MappingError as error:
+            log.error("mapping not reloaded, the previous one keeps playing: %s", error)
+            return
+        if mapping is not None:
+            self._apply_mapping(mapping)
+
+    def _apply_mapping(self, mapping: Mapping) -> None:
+        self.mapping = mapping
+        self.composer.set_mapping(mapping)
+        self.controls.set_controls(mapping)
+        log.info("mapping %s loaded; it plays from the next bar", mapping.source)
+
+    # --- the control surface (emobridge.control.ControlHandler) ---------------
+    def pause(self) -> None:
+        self.player.paused = True
+
+    def resume(self) -> None:
+        self.player.paused = False
+
+    def force_emotion(self, name: str | None) -> None:
+        if name is not None and name not in EMOTIONS:
+            raise ValueError(f"unknown emotion {name!r}")
+        self.forced = name
+
+    def set_mapping(self, name_or_path: str) -> None:
+        try:
+            mapping = load_mapping(name_or_path)
+        except MappingError as error:
+            log.error("mapping not switched: %s", error)
+            return
+        self.watcher = MappingWatcher(name_or_path)
+        self._apply_mapping(mapping)
+
+    def set_volume(self, scale: float) -> None:
+        self.player.velocity_scale = max(0.0, min(2.0, scale))
+
+    def panic(self) -> None:
+        self.midi.panic(set(range(16)))
+        self.controls.reset()
+
+    def close(self) -> None:
+        self.midi.close()
+        self.osc.close()
+        self.source.close()

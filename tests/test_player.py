@@ -1,0 +1,83 @@
+"""The player on a real JACK port: notes where the composer put them, programs first, nothing left sounding."""
+
+import statistics
+import threading
+import time
+import uuid
+
+import pytest
+
+from emobridge.mapping import parse_mapping
+from emobridge.midi_out import MidiOut
+from emobridge.music.composer import Composer
+from emobridge.player import Player
+from emobridge.smoothing import EmotionState
+from jack import JackReceiver, stuck_notes
+
+pytestmark = pytest.mark.jack
+
+GRID = """
+humanize: {timing_ms: 0, velocity: 0}
+transition: {tempo_glide_beats: 0}
+parts:
+  melody: {program: 12}
+"""
+
+
+def play(seconds: float, emotion: str = "happy", volume: float = 1.0):
+    name = f"player-{uuid.uuid4().hex[:6]}"
+    midi = MidiOut(name, backend="jack")
+    receiver = JackReceiver(name)
+    composer = Composer(parse_mapping(GRID, "grid.yaml"), seed=3)
+    bars = []
+    player = Player(composer, midi, lambda: EmotionState.fixed(emotion), on_bar=bars.append)
+    player.velocity_scale = volume
+    stop = threading.Event()
+    thread = threading.Thread(target=player.run, args=(stop,))
+    thread.start()
+    time.sleep(seconds)
+    stop.set()
+    thread.join(timeout=5)
+    time.sleep(0.2)
+    messages = receiver.snapshot()
+    receiver.close()
+    midi.close()
+    return bars, messages
+
+
+def test_notes_land_on_the_composers_grid(jack_server):
+    bars, messages = play(2.5)
+    tempo = bars[0].params.tempo
+    first_bar = sorted({(e.beat, e.channel, e.pitch) for e in bars[0].events})
+    onsets = [m for m in messages if m.is_note_on]
+    assert onsets, "nothing arrived"
+    t0 = onsets[0].time
+    expected = {round(beat * 60 / tempo, 3) for beat, _, _ in first_bar}
+    errors = []
+    for m in onsets:
+        offset = m.time - t0
+        if offset >= 4 * 60 / tempo - 0.01:
+            break
+        errors.append(min(abs(offset - e) for e in expected))
+    assert statistics.median(errors) < 0.005 and max(errors) < 0.03
+
+
+def test_program_changes_go_out_before_the_first_note(jack_server):
+    _, messages = play(0.5)
+    first_note = next(i for i, m in enumerate(messages) if m.is_note_on)
+    programs = [m.message for m in messages[:first_note] if m.kind == 0xC0]
+    assert programs == [(0xC0, 11)]  # program 12 as musicians count, 11 on the wire
+
+
+def test_stopping_mid_bar_releases_every_note(jack_server):
+    _, messages = play(1.3, emotion="sad")  # legato: notes are sounding at any moment
+    assert stuck_notes(messages) == {}
+    channels = {m.channel for m in messages if m.is_note_on}
+    assert channels <= {m.channel for m in messages if m.kind == 0xB0 and m.message[1] == 123}
+
+
+def test_master_volume_scales_velocities(jack_server):
+    _, loud = play(1.0, volume=1.0)
+    _, soft = play(1.0, volume=0.5)
+    mean = lambda ms: statistics.mean(m.message[2] for m in ms if m.is_note_on)  # noqa: E731
+    assert mean(soft) == pytest.approx(mean(loud) * 0.5, rel=0.1)

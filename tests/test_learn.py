@@ -1,0 +1,89 @@
+"""emobridge learn's sweep through a real JACK MIDI port."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from jack import JackReceiver
+
+from emobridge.learn import LearnError, cc_note, sweep, sweep_values
+from emobridge.midi_out import MidiOut
+
+
+def test_sweep_sends_one_cc_rising_then_falling(jack_server):
+    midi = MidiOut("emobridge-learn-test", backend="jack")
+    receiver = JackReceiver("emobridge-learn-test")
+    try:
+        started = time.monotonic()
+        sent = sweep(midi, cc=21, channel=16, seconds=0.5, repeats=2)
+        took = time.monotonic() - started
+        assert receiver.wait_for(lambda m: False, 0.3) is False  # let the last messages arrive
+        midi.close()  # closing after a sweep adds nothing: no notes were played
+        time.sleep(0.2)
+        messages = receiver.snapshot()
+    finally:
+        receiver.close()
+    assert sent == len(sweep_values(2)) == 509
+    assert 0.9 <= took < 5.0  # two sweeps of 0.5 s, paced
+    assert all(m.message[:2] == (0xB0 | 15, 21) for m in messages), {m.message[:2] for m in messages}
+    values = [m.message[2] for m in messages]
+    assert values == sweep_values(2)
+    top = values.index(127)
+    assert values[:top + 1] == sorted(values[:top + 1]) and values[0] == 0
+    assert values[top:255] == sorted(values[top:255], reverse=True) and values[254] == 0
+
+
+def test_sweep_values_shape():
+    one = sweep_values(1)
+    assert one[0] == 0 and one[127] == 127 and one[-1] == 0 and len(one) == 255
+    assert all(abs(a - b) == 1 for a, b in zip(one, one[1:]))
+    assert sweep_values(3)[255:] == sweep_values(1)[1:] * 2
+
+
+@pytest.fixture
+def port(jack_server):
+    midi = MidiOut("emobridge-learn-args", backend="jack")
+    receiver = JackReceiver("emobridge-learn-args")
+    yield midi, receiver
+    receiver.close()
+    midi.close()
+
+
+def test_sweep_paces_with_the_given_sleep(port):
+    midi, receiver = port
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        time.sleep(0.0005)  # JACK delivers per period: no need to wait the real time
+
+    assert sweep(midi, 1, 1, seconds=2.54, repeats=1, sleep=sleep) == 255
+    assert len(slept) == 254 and sum(slept) == pytest.approx(2.54)
+    assert receiver.wait_for(lambda m: False, 0.3) is False
+    assert [m.message for m in receiver.snapshot()] == [(0xB0, 1, v) for v in sweep_values(1)]
+
+
+@pytest.mark.parametrize("cc, channel, kwargs, message", [
+    (120, 1, {}, "CC 120 is a channel mode message"),
+    (127, 1, {}, "CC 127 is a channel mode message"),
+    (128, 1, {}, "CC number 128 is out of range: use 0 to 119"),
+    (-1, 1, {}, "CC number -1 is out of range"),
+    (1.5, 1, {}, "is not a whole number"),
+    (True, 1, {}, "is not a whole number"),
+    (20, 0, {}, "MIDI channel 0 is out of range: use 1 to 16"),
+    (20, 17, {}, "MIDI channel 17 is out of range"),
+    (20, 1, {"seconds": 0}, "sweep duration 0 is out of range"),
+    (20, 1, {"repeats": 0}, "repeat count 0 is out of range"),
+])
+def test_sweep_refuses_bad_arguments_before_sending(port, cc, channel, kwargs, message):
+    midi, receiver = port
+    with pytest.raises(LearnError, match=message) as caught:
+        sweep(midi, cc, channel, sleep=lambda _s: None, **kwargs)
+    assert "\n" not in str(caught.value)
+    assert receiver.wait_for(lambda m: True, 0.2) is False  # nothing was sent
+
+
+def test_cc_note():
+    assert "sustain" in cc_note(64)
+    assert cc_note(20) is None

@@ -27,8 +27,11 @@ def add_output_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--midi-backend", default="auto", help="alsa, jack, coremidi or winmm (default: auto)")
     p.add_argument("--midi-port", default="emobridge", help="name of the virtual MIDI port to create (default: %(default)s)")
     p.add_argument("--midi-connect", metavar="NAME", help="open this existing MIDI output port instead (e.g. loopMIDI on Windows)")
-    p.add_argument("--osc", action="append", default=[], metavar="HOST:PORT", help="send OSC here (repeatable)")
+    p.add_argument("--osc", action="append", default=[], metavar="HOST:PORT[=PRESET]",
+                   help="send OSC here (repeatable); presets: emobridge (default), abletonosc, reaper")
     p.add_argument("--osc-prefix", default="/emobridge", help="OSC address prefix (default: %(default)s)")
+    p.add_argument("--control", metavar="[HOST:]PORT", help="listen for OSC remote control here (default: off; host 127.0.0.1)")
+    p.add_argument("--link", action="store_true", help="share the tempo with Ableton Link peers (pip install 'emobridge[link]')")
     p.add_argument("--seed", type=int, default=0, help="seed for the composer's choices (default: %(default)s)")
     p.add_argument("--fast", action="store_true", help="process a file as fast as possible instead of at its frame rate")
 
@@ -42,7 +45,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     config = RunConfig(camera=args.camera, video=args.video, images=args.images, loop=args.loop, fast=args.fast,
                        mapping=args.mapping, model=args.model, midi_backend=args.midi_backend, midi_port=args.midi_port,
-                       midi_connect=args.midi_connect, osc=args.osc, osc_prefix=args.osc_prefix, seed=args.seed)
+                       midi_connect=args.midi_connect, osc=args.osc, osc_prefix=args.osc_prefix, control=args.control,
+                       link=args.link, seed=args.seed)
     return Daemon(config).run()
 
 
@@ -152,6 +156,28 @@ def cmd_classify(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_learn(args: argparse.Namespace) -> int:
+    import time
+
+    from .learn import check_cc, check_channel, cc_note, sweep
+    from .midi_out import MidiOut
+
+    check_cc(args.cc), check_channel(args.channel)  # refuse before a port appears
+    midi = MidiOut(args.midi_port, args.midi_backend, args.midi_connect)
+    try:
+        note = cc_note(args.cc)
+        if note:
+            log.warning("%s", note)
+        log.info("on %s: put your DAW in MIDI-learn, click the control, then wait for CC %d on channel %d",
+                 midi.description, args.cc, args.channel)
+        time.sleep(args.wait)  # the DAW needs a moment to see a new virtual port
+        sent = sweep(midi, args.cc, args.channel, seconds=args.seconds, repeats=args.repeats)
+        log.info("sent %d values of CC %d on channel %d; done", sent, args.cc, args.channel)
+    finally:
+        midi.close()
+    return 0
+
+
 def cmd_ports(args: argparse.Namespace) -> int:
     from .midi_out import compiled_backends, list_output_ports
 
@@ -216,6 +242,17 @@ def build_parser() -> argparse.ArgumentParser:
     cl.add_argument("--json", action="store_true", help="one JSON object per image")
     cl.set_defaults(func=cmd_classify)
 
+    learn = sub.add_parser("learn", help="sweep one CC slowly so your DAW's MIDI-learn picks it up")
+    learn.add_argument("--cc", type=int, required=True, help="controller number 0-119")
+    learn.add_argument("--channel", type=int, default=1, help="MIDI channel 1-16 (default: 1)")
+    learn.add_argument("--seconds", type=float, default=6.0, help="length of one up-and-down sweep (default: 6)")
+    learn.add_argument("--repeats", type=int, default=2, help="sweeps to send (default: 2)")
+    learn.add_argument("--wait", type=float, default=2.0, help="seconds to wait after opening the port (default: 2)")
+    learn.add_argument("--midi-backend", default="auto")
+    learn.add_argument("--midi-port", default="emobridge")
+    learn.add_argument("--midi-connect", metavar="NAME")
+    learn.set_defaults(func=cmd_learn)
+
     ports = sub.add_parser("ports", help="list MIDI backends and output ports")
     ports.set_defaults(func=cmd_ports)
     return parser
@@ -225,15 +262,18 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     level = logging.WARNING if args.quiet else logging.DEBUG if args.verbose else logging.INFO
     logging.basicConfig(level=level, format="emobridge: %(message)s", stream=sys.stderr)
+    from .control import ControlServerError
     from .emotion import ModelError
-    from .mapping import MappingError
+    from .link import LinkUnavailable
     from .midi_out import MidiPortError
-    from .osc import OscTargetError
     from .sources import SourceError
 
+    # ValueError covers MappingError, OscTargetError, LearnError and ControlAddressError.
+    user_errors = (UserError, ModelError, MidiPortError, SourceError, ControlServerError, LinkUnavailable,
+                   FileNotFoundError, ValueError)
     try:
         return args.func(args)
-    except (UserError, ModelError, MappingError, MidiPortError, OscTargetError, SourceError, FileNotFoundError, ValueError) as error:
+    except user_errors as error:
         print(f"emobridge: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

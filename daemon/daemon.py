@@ -20,7 +20,8 @@ from .mapping import Mapping, MappingError, MappingWatcher, load_mapping
 from .midi_out import MidiOut
 from .music.composer import Bar, Composer
 from .music.controls import ControlMapper
-from .osc import OscOut, OscTarget
+from .control import ControlServer, parse_control_address
+from .osc_targets import OscSender, parse_target
 from .perception import Perception
 from .player import Player
 from .smoothing import EmotionState
@@ -43,6 +44,8 @@ class RunConfig:
     midi_connect: str | None = None
     osc: list[str] = field(default_factory=list)
     osc_prefix: str = "/emobridge"
+    control: str | None = None  # [HOST:]PORT of the OSC control server; None: off
+    link: bool = False  # share the tempo with Ableton Link peers
     seed: int = 0
     max_rate: float = 30.0  # frames classified per second at most: more costs CPU and adds nothing musical
 
@@ -54,7 +57,9 @@ class Daemon:
         self.config = config
         self.mapping: Mapping = load_mapping(config.mapping)
         self.perception = Perception(EmotionClassifier(config.model))
-        self.osc = OscOut([OscTarget.parse(t) for t in config.osc], config.osc_prefix)
+        self.osc = OscSender([parse_target(t) for t in config.osc], config.osc_prefix)
+        self.outputs: list = [self.osc]  # everything with send_emotion / send_music / close
+        self.control_address = parse_control_address(config.control) if config.control else None
         self.source: FrameSource = self._open_source()
         self.midi = MidiOut(config.midi_port, config.midi_backend, config.midi_connect)
         self.composer = Composer(self.mapping, seed=config.seed)
@@ -65,6 +70,10 @@ class Daemon:
         self.stop = threading.Event()
         self.reload_now = threading.Event()
         self.player = Player(self.composer, self.midi, self.music_state, on_bar=self._on_bar)
+        if config.link:
+            from .link import LinkTempo
+
+            self.outputs.append(LinkTempo())
 
     def music_state(self) -> EmotionState:
         """What the music follows: the face, or an emotion forced from the control surface."""
@@ -102,7 +111,8 @@ class Daemon:
             log.exception("perception failed on a frame; skipping it")
             return
         self.latest = result.state
-        self.osc.send_emotion(result.state)
+        for output in self.outputs:
+            output.send_emotion(result.state)
         self._send_controls()
 
     def _send_controls(self) -> None:
@@ -114,15 +124,20 @@ class Daemon:
 
     def _on_bar(self, bar: Bar) -> None:
         p = bar.params
-        self.osc.send_music(p.tempo, p.mode, p.density, bar_start=True)
+        for output in self.outputs:
+            output.send_music(p.tempo, p.mode, p.density, bar_start=True)
         s = self.latest
         log.info("bar %d: %s %.2f (v %+.2f a %+.2f) → %.0f BPM %s density %.2f",
                  bar.index, s.label, s.confidence, s.valence, s.arousal, p.tempo, p.mode, p.density)
 
     # --- lifecycle -----------------------------------------------------------
     def run(self) -> int:
-        log.info("playing on %s; OSC → %s; source: %s", self.midi.description,
-                 ", ".join(f"{t.host}:{t.port}" for t in self.osc.targets) or "none", self.source.name)
+        log.info("playing on %s; OSC → %s; source: %s", self.midi.description, self.osc.describe(), self.source.name)
+        control = None
+        if self.control_address:
+            host, port = self.control_address
+            control = ControlServer(self, host, port, prefix=self.config.osc_prefix).start()
+            log.info("OSC control on %s:%d (%s/control/...)", host, control.port, self.config.osc_prefix)
         signals = [signal.SIGINT, signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
         previous = {sig: signal.signal(sig, self._on_signal) for sig in signals}
         player = threading.Thread(target=self.player.run, args=(self.stop,), name="player", daemon=True)
@@ -136,6 +151,8 @@ class Daemon:
             self.stop.set()
             player.join(timeout=2.0)  # the player releases every note as it exits
             perceive.join(timeout=2.0)
+            if control:
+                control.close()
             self.close()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
@@ -196,5 +213,6 @@ class Daemon:
 
     def close(self) -> None:
         self.midi.close()
-        self.osc.close()
+        for output in self.outputs:
+            output.close()
         self.source.close()

@@ -1,0 +1,138 @@
+"""A running daemon changed while it plays: the OSC control surface and mapping hot reload."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import statistics
+import time
+
+import pytest
+from pythonosc.udp_client import SimpleUDPClient
+
+from emobridge.demo import demo_clip_path
+from jack import JackReceiver, stuck_notes
+from osc_listener import OscListener
+from test_chain import connect, emobridge, unique_port
+
+pytestmark = pytest.mark.jack
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(predicate, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def note_ons_since(receiver: JackReceiver, t: float):
+    return [m for m in receiver.snapshot() if m.is_note_on and m.time >= t]
+
+
+@pytest.fixture
+def osc():
+    listener = OscListener()
+    yield listener
+    listener.close()
+
+
+def test_control_surface_drives_the_music(jack_server, osc):
+    port, control = unique_port(), free_udp_port()
+    daemon = emobridge("run", "--video", str(demo_clip_path()), "--loop", "--midi-backend", "jack", "--midi-port", port,
+                       "--osc", osc.target, "--control", f"127.0.0.1:{control}")
+    surface = SimpleUDPClient("127.0.0.1", control)
+    try:
+        receiver = connect(port, daemon)
+        assert receiver.wait_for(lambda m: m.is_note_on, timeout=20)
+
+        surface.send_message("/emobridge/control/force", "sad")
+        assert wait_until(lambda: osc.received("/emobridge/mode")[-1:] == [("minor",)], 10), "forced sad never played minor"
+        tempo = osc.received("/emobridge/tempo")[-1][0]
+        assert tempo < 70  # sad is the slowest emotion in the default mapping
+
+        started = time.monotonic()
+        time.sleep(3.0)
+        loud = statistics.mean(m.message[2] for m in note_ons_since(receiver, started))
+        surface.send_message("/emobridge/control/volume", 0.4)
+        time.sleep(60 / tempo * 4 + 0.5)  # the next bar is queued with the new volume
+        started = time.monotonic()
+        time.sleep(3.0)
+        soft = statistics.mean(m.message[2] for m in note_ons_since(receiver, started))
+        assert soft == pytest.approx(loud * 0.4, rel=0.2)
+
+        surface.send_message("/emobridge/control/pause", [])
+        time.sleep(60 / tempo + 0.3)  # pause lands at the next beat
+        paused_at = time.monotonic()
+        time.sleep(1.5)
+        assert note_ons_since(receiver, paused_at) == []
+        assert stuck_notes(receiver.snapshot()) == {}
+        surface.send_message("/emobridge/control/resume", [])
+        assert wait_until(lambda: note_ons_since(receiver, paused_at), 5), "no notes after resume"
+
+        panic_at = time.monotonic()
+        surface.send_message("/emobridge/control/panic", [])
+        assert wait_until(lambda: {m.channel for m in receiver.snapshot() if m.time >= panic_at
+                                   and m.kind == 0xB0 and m.message[1] == 123} == set(range(16)), 5)
+
+        surface.send_message("/emobridge/control/force", "none")  # back to the face
+        surface.send_message("/emobridge/nonsense", 1.0)           # ignored, logged
+        daemon.send_signal(signal.SIGTERM)
+        assert daemon.wait(timeout=10) == 0
+        time.sleep(0.2)
+        assert stuck_notes(receiver.snapshot()) == {}
+        receiver.close()
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+        daemon.communicate()
+
+
+def fixed_tempo_mapping(bpm: int) -> str:
+    lines = ["transition: {tempo_glide_beats: 0}", "emotions:"]
+    for emotion in ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"):
+        lines.append(f"  {emotion}: {{tempo: [{bpm}, {bpm}]}}")
+    return "\n".join(lines) + "\n"
+
+
+def test_mapping_hot_reload_keeps_playing_through_a_bad_edit(jack_server, osc, tmp_path):
+    mapping = tmp_path / "live.yaml"
+    mapping.write_text(fixed_tempo_mapping(90))
+    port = unique_port()
+    daemon = emobridge("run", "--video", str(demo_clip_path()), "--loop", "--midi-backend", "jack", "--midi-port", port,
+                       "--osc", osc.target, "--mapping", str(mapping))
+    try:
+        receiver = connect(port, daemon)
+        assert wait_until(lambda: (90.0,) in osc.received("/emobridge/tempo"), 10)
+
+        mapping.write_text(fixed_tempo_mapping(150))  # saved while playing
+        assert wait_until(lambda: osc.received("/emobridge/tempo")[-1] == (150.0,), 10), "the saved edit never played"
+
+        mapping.write_text("emotions:\n  happy: {tempo: [150,\n")  # a broken save
+        broken_at = time.monotonic()
+        time.sleep(3.0)
+        assert daemon.poll() is None
+        assert osc.received("/emobridge/tempo")[-1] == (150.0,)
+        assert note_ons_since(receiver, broken_at), "the music stopped after a bad edit"
+
+        mapping.write_text(fixed_tempo_mapping(120))
+        daemon.send_signal(signal.SIGHUP)  # reload now; SIGHUP never stops the show
+        assert wait_until(lambda: osc.received("/emobridge/tempo")[-1] == (120.0,), 10)
+        assert daemon.poll() is None
+
+        daemon.send_signal(signal.SIGINT)
+        assert daemon.wait(timeout=10) == 0
+        _, err = daemon.communicate()
+        assert "live.yaml" in err and "previous one keeps playing" in err
+        receiver.close()
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+            daemon.communicate()

@@ -34,6 +34,8 @@ def add_output_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--link", action="store_true", help="share the tempo with Ableton Link peers (pip install 'emobridge[link]')")
     p.add_argument("--seed", type=int, default=0, help="seed for the composer's choices (default: %(default)s)")
     p.add_argument("--fast", action="store_true", help="process a file as fast as possible instead of at its frame rate")
+    p.add_argument("--midi-clock", action="store_true", help="send MIDI clock (24 ppqn), Start/Stop and Song Position for DAW sync")
+    p.add_argument("--speed", type=float, default=1.0, help="play the music this many times faster (soak tests; default 1)")
 
 
 def parse_camera(text: str) -> int | str:
@@ -46,7 +48,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = RunConfig(camera=args.camera, video=args.video, images=args.images, loop=args.loop, fast=args.fast,
                        mapping=args.mapping, model=args.model, midi_backend=args.midi_backend, midi_port=args.midi_port,
                        midi_connect=args.midi_connect, osc=args.osc, osc_prefix=args.osc_prefix, control=args.control,
-                       link=args.link, seed=args.seed)
+                       link=args.link, midi_clock=args.midi_clock, speed=args.speed, seed=args.seed)
     return Daemon(config).run()
 
 

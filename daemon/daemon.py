@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -46,6 +47,8 @@ class RunConfig:
     osc_prefix: str = "/emobridge"
     control: str | None = None  # [HOST:]PORT of the OSC control server; None: off
     link: bool = False  # share the tempo with Ableton Link peers
+    midi_clock: bool = False  # send MIDI clock, Start/Stop and Song Position on the port
+    speed: float = 1.0  # music clock speed-up, for soak tests
     seed: int = 0
     max_rate: float = 30.0  # frames classified per second at most: more costs CPU and adds nothing musical
 
@@ -69,7 +72,8 @@ class Daemon:
         self.forced: str | None = None
         self.stop = threading.Event()
         self.reload_now = threading.Event()
-        self.player = Player(self.composer, self.midi, self.music_state, on_bar=self._on_bar)
+        self.player = Player(self.composer, self.midi, self.music_state, on_bar=self._on_bar,
+                             midi_clock=config.midi_clock, speed=config.speed)
         if config.link:
             from .link import LinkTempo
 
@@ -140,6 +144,9 @@ class Daemon:
             log.info("OSC control on %s:%d (%s/control/...)", host, control.port, self.config.osc_prefix)
         signals = [signal.SIGINT, signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
         previous = {sig: signal.signal(sig, self._on_signal) for sig in signals}
+        # The player must get the interpreter within a millisecond of its deadline, not after
+        # the default 5 ms slice of a busy perception thread.
+        sys.setswitchinterval(0.001)
         player = threading.Thread(target=self.player.run, args=(self.stop,), name="player", daemon=True)
         perceive = threading.Thread(target=self._perceive, name="perception", daemon=True)
         player.start()

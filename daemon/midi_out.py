@@ -74,6 +74,19 @@ def _client(backend: str, name: str) -> rtmidi.MidiOut:
     return client
 
 
+def _port_taken(backend: str, port_name: str) -> bool:
+    """True when some client already offers a readable port of this name (JACK/ALSA: 'name:name…')."""
+    try:
+        with _quiet_stderr():
+            probe = rtmidi.MidiIn(BACKENDS[backend], name=f"{port_name}-probe")
+    except rtmidi.RtMidiError:
+        return False
+    try:
+        return any(p == port_name or p.startswith(f"{port_name}:{port_name}") for p in probe.get_ports())
+    finally:
+        probe.delete()
+
+
 def _first_line(error: Exception) -> str:
     return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
 
@@ -122,6 +135,10 @@ class MidiOut:
     def _open_virtual(client: rtmidi.MidiOut, backend: str, port_name: str) -> rtmidi.MidiOut:
         if backend == "winmm":
             raise MidiPortError("Windows has no virtual MIDI ports: create one with loopMIDI and use --midi-connect NAME")
+        if _port_taken(backend, port_name):
+            # Two daemons on one port name would play over each other into the same DAW track.
+            raise MidiPortError(f"MIDI port '{port_name}' is already open ({backend}): another emobridge is running; "
+                                "stop it or use --midi-port OTHER_NAME")
         try:
             client.open_virtual_port(port_name)
         except rtmidi.RtMidiError as error:

@@ -53,10 +53,22 @@ class JackServer:
             self.process.wait(timeout=10)
 
 
+def jack_period() -> float:
+    """Seconds per JACK process cycle: MIDI between JACK clients moves once per cycle."""
+    env = dict(os.environ, JACK_NO_START_SERVER="1")
+    try:
+        frames = int(subprocess.run(["jack_bufsize"], capture_output=True, text=True, env=env, timeout=5).stdout.split()[0])
+        rate = int(subprocess.run(["jack_samplerate"], capture_output=True, text=True, env=env, timeout=5).stdout.split()[0])
+    except (OSError, ValueError, IndexError, subprocess.TimeoutExpired):
+        raise RuntimeError("jack_bufsize/jack_samplerate could not read the JACK period") from None
+    return frames / rate
+
+
 @dataclass(frozen=True)
 class Received:
-    time: float  # time.monotonic() at arrival
+    time: float  # time.monotonic() at arrival (when the callback ran)
     message: tuple[int, ...]
+    jack_time: float = 0.0  # seconds on JACK's frame clock, from RtMidi's timestamps: free of callback wake-up jitter
 
     @property
     def kind(self) -> int:
@@ -101,9 +113,10 @@ class JackReceiver:
         self.client.open_port(match[0])
 
     def _on_message(self, event, _data) -> None:
-        message, _delta = event
+        message, delta = event
         with self.lock:
-            self.messages.append(Received(time.monotonic(), tuple(message)))
+            self.jack_clock = getattr(self, "jack_clock", 0.0) + delta
+            self.messages.append(Received(time.monotonic(), tuple(message), self.jack_clock))
 
     def snapshot(self) -> list[Received]:
         with self.lock:

@@ -82,3 +82,13 @@ def test_unknown_backend_lists_the_backends():
         MidiOut(backend="beos")
     message = str(error.value)
     assert "beos" in message and all(name in message for name in compiled_backends())
+
+
+def test_a_second_instance_on_the_same_port_name_is_refused(jack_server):
+    name = f"dup-{uuid.uuid4().hex[:6]}"
+    first = MidiOut(name, backend="jack")
+    with pytest.raises(MidiPortError) as error:
+        MidiOut(name, backend="jack")
+    assert name in str(error.value) and "already" in str(error.value) and "--midi-port" in str(error.value)
+    first.close()
+    MidiOut(name, backend="jack").close()  # free again once the first is gone

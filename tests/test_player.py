@@ -12,7 +12,7 @@ from emobridge.midi_out import MidiOut
 from emobridge.music.composer import Composer
 from emobridge.player import Player
 from emobridge.smoothing import EmotionState
-from jack import JackReceiver, stuck_notes
+from jack import JackReceiver, jack_period, stuck_notes
 
 pytestmark = pytest.mark.jack
 
@@ -38,7 +38,9 @@ def play(seconds: float, emotion: str = "happy", volume: float = 1.0):
     time.sleep(seconds)
     stop.set()
     thread.join(timeout=5)
-    time.sleep(0.2)
+    # Everything up to the closing all-notes-off must have crossed JACK (slow under load).
+    receiver.wait_for(lambda m: m.kind == 0xB0 and m.message[1] == 123, timeout=3)
+    time.sleep(0.1)
     messages = receiver.snapshot()
     receiver.close()
     midi.close()
@@ -81,3 +83,34 @@ def test_master_volume_scales_velocities(jack_server):
     _, soft = play(1.0, volume=0.5)
     mean = lambda ms: statistics.mean(m.message[2] for m in ms if m.is_note_on)  # noqa: E731
     assert mean(soft) == pytest.approx(mean(loud) * 0.5, rel=0.1)
+
+
+def test_midi_clock_pulses_are_evenly_spaced_at_the_tempo(jack_server):
+    name = f"clock-{uuid.uuid4().hex[:6]}"
+    midi = MidiOut(name, backend="jack")
+    receiver = JackReceiver(name)
+    composer = Composer(parse_mapping(GRID, "grid.yaml"), seed=3)
+    player = Player(composer, midi, lambda: EmotionState.fixed("neutral"), midi_clock=True)
+    stop = threading.Event()
+    thread = threading.Thread(target=player.run, args=(stop,))
+    thread.start()
+    time.sleep(3.0)
+    stop.set()
+    thread.join(timeout=5)
+    receiver.wait_for(lambda m: m.message == (0xFC,), timeout=3)
+    messages = receiver.snapshot()
+    receiver.close()
+    midi.close()
+
+    system = [m for m in messages if m.message[0] >= 0xF0]
+    assert [m.message for m in system[:2]] == [(0xF2, 0, 0), (0xFA,)]  # song position 0, then Start
+    assert system[-1].message == (0xFC,)  # Stop on the way out
+    pulses = [m.jack_time for m in system if m.message == (0xF8,)]
+    tempo = player.current.params.tempo
+    expected = 60 / tempo / 24
+    gaps = [b - a for a, b in zip(pulses, pulses[1:])]
+    assert len(pulses) > 24 * 3
+    assert statistics.mean(gaps) == pytest.approx(expected, rel=0.01)
+    # JACK moves MIDI once per process cycle, so a pulse can land up to one period late; no more.
+    errors = sorted(abs(g - expected) for g in gaps)
+    assert errors[int(0.95 * len(errors))] <= jack_period() + 0.001

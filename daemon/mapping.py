@@ -25,12 +25,13 @@ import yaml
 
 from .labels import EMOTIONS
 from .music.theory import MODES, ROMAN_HELP, parse_note_name, parse_roman
+from .smoothing import SmoothingConfig
 
 PART_NAMES: tuple[str, ...] = ("melody", "chords", "bass", "drums")
 RHYTHMS: tuple[str, ...] = ("regular", "irregular")
 DEFAULT_SOURCE = "default"
 
-_TOP_KEYS = ("extends", "key", "beats_per_bar", "transition", "humanize", "emotions", "parts", "cc")
+_TOP_KEYS = ("extends", "key", "beats_per_bar", "transition", "humanize", "emotions", "parts", "cc", "smoothing")
 _EMOTION_KEYS = ("tempo", "mode", "progression", "pitch_range", "velocity", "density", "rhythm",
                  "articulation", "leap", "key")
 CHANGE_AT: tuple[str, ...] = ("bar", "phrase")
@@ -38,6 +39,7 @@ BLENDS: tuple[str, ...] = ("probabilities", "argmax")
 CURVES: tuple[str, ...] = ("linear", "exponential", "step")
 _TRANSITION_KEYS = ("tempo_glide_beats", "change_at", "blend")
 _HUMANIZE_KEYS = ("timing_ms", "velocity")
+_SMOOTHING_KEYS = ("attack", "release", "hysteresis", "confirm", "min_hold", "no_face_fade")
 _CC_KEYS = ("source", "cc", "channel", "range", "out", "curve", "steps", "rate")
 _CC_REQUIRED = ("source", "cc", "channel")
 # Where each control source lives and its natural range (the default of a cc entry's "range").
@@ -144,6 +146,7 @@ class Mapping:
     transition: Transition = Transition()
     humanize: Humanize = Humanize()
     controls: tuple[ControlSpec, ...] = ()  # the cc: entries, in file order
+    smoothing: SmoothingConfig = SmoothingConfig()  # how the face's emotion is steadied before the music
 
     def tonic_of(self, emotion: str) -> int:
         """The key an emotion plays in: its own ``key`` if it has one, else the mapping's."""
@@ -269,7 +272,7 @@ def describe_mapping(mapping: Mapping) -> str:
                 "range": [_number(v) for v in spec.range], "out": list(spec.out), "curve": spec.curve,
                 "steps": spec.steps, "rate": _number(spec.rate)}
 
-    t, h = mapping.transition, mapping.humanize
+    t, h, s = mapping.transition, mapping.humanize, mapping.smoothing
     data = {
         "extends": "none",
         "key": _NOTE_SPELLING[mapping.tonic],
@@ -279,6 +282,7 @@ def describe_mapping(mapping: Mapping) -> str:
         "emotions": {name: emotion(mapping.emotions[name]) for name in EMOTIONS},
         "parts": {config.name: part(config) for config in mapping.parts},
         "cc": [control(spec) for spec in mapping.controls],
+        "smoothing": {key: _number(getattr(s, key)) for key in _SMOOTHING_KEYS},
     }
     body = yaml.safe_dump(data, sort_keys=False, default_flow_style=None, allow_unicode=True, width=100)
     channels = ", ".join(str(c + 1) for c in mapping.channels())
@@ -375,7 +379,27 @@ class _Builder:
         return Mapping(self.tonic(raw.get("key", "C"), "key"), beats, emotions, parts, self.source,
                        transition=self.transition(raw.get("transition", {})),
                        humanize=self.humanize(raw.get("humanize", {})),
-                       controls=self.controls(raw.get("cc", [])))
+                       controls=self.controls(raw.get("cc", [])),
+                       smoothing=self.smoothing(raw.get("smoothing", {})))
+
+    def smoothing(self, raw: Any) -> SmoothingConfig:
+        raw = self.table(raw, "smoothing", _SMOOTHING_KEYS)
+        self.keys(raw, "smoothing", "smoothing.", _SMOOTHING_KEYS, [])
+        default = SmoothingConfig()
+
+        def seconds(key: str, low: float, high: float) -> float:
+            return self.number(raw.get(key, getattr(default, key)), f"smoothing.{key}", low, high,
+                               f"seconds from {_number(low)} to {_number(high)}")
+
+        return SmoothingConfig(
+            attack=seconds("attack", 0.0, 10.0),
+            release=seconds("release", 0.0, 10.0),
+            hysteresis=self.number(raw.get("hysteresis", default.hysteresis), "smoothing.hysteresis", 0.0, 0.5,
+                                   "a probability margin from 0 (none) to 0.5"),
+            confirm=seconds("confirm", 0.0, 5.0),
+            min_hold=seconds("min_hold", 0.0, 30.0),
+            no_face_fade=seconds("no_face_fade", 0.0, 60.0),
+        )
 
     def transition(self, raw: Any) -> Transition:
         raw = self.table(raw, "transition", _TRANSITION_KEYS)

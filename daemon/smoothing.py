@@ -60,12 +60,32 @@ def state_from_probs(probs: np.ndarray, label_index: int, face: bool, time: floa
                         valence, arousal, face, time)
 
 
-@dataclass
+@dataclass(frozen=True)
 class SmoothingConfig:
+    """How the emotion stream is steadied; the ``smoothing:`` section of a mapping file.
+
+    Probabilities move towards each frame's with attack/release time constants (fast
+    towards a rising class, slower away from a falling one), so one odd frame barely moves
+    them. The reported label changes only when a new class leads the current one by
+    ``hysteresis`` for ``confirm`` seconds running, and never sooner than ``min_hold``
+    seconds after the last change: that keeps a held face from flickering between two
+    close classes, while a real change still comes through in a few tenths of a second.
+    """
+
     attack: float = 0.15    # seconds for a rising probability to cover 63% of the way
-    release: float = 0.35   # seconds for a falling probability to do the same
-    hysteresis: float = 0.10  # a new label must lead the current one by this much
+    release: float = 0.25   # seconds for a falling probability to do the same
+    hysteresis: float = 0.08  # a new label must lead the current one by this much...
+    confirm: float = 0.07   # ...for this many seconds running
+    min_hold: float = 0.5   # seconds a label is kept at least before the next change
     no_face_fade: float = 3.0  # seconds to fade to neutral when the face is lost
+
+    def __post_init__(self) -> None:
+        for name in ("attack", "release", "confirm", "min_hold", "no_face_fade"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 60.0:
+                raise ValueError(f"smoothing {name} must be 0 to 60 seconds, got {value}")
+        if not 0.0 <= self.hysteresis < 1.0:
+            raise ValueError(f"smoothing hysteresis must be 0 to below 1, got {self.hysteresis}")
 
 
 class EmotionSmoother:
@@ -73,10 +93,17 @@ class EmotionSmoother:
 
     def __init__(self, config: SmoothingConfig | None = None):
         self.config = config or SmoothingConfig()
+        self.reset()
+
+    def reset(self) -> None:
+        """Back to a neutral face, as at start."""
         self.probs = np.zeros(len(EMOTIONS))
         self.probs[NEUTRAL] = 1.0
         self.label = NEUTRAL
         self.last_time: float | None = None
+        self._challenger: int | None = None  # the class leading the label by the margin, and since when
+        self._challenged_at = 0.0
+        self._changed_at = -np.inf  # when the label last changed
 
     def update(self, probs: np.ndarray | None, now: float) -> EmotionState:
         """Feed one frame's probabilities (``None`` when no face was found) taken at *now* seconds."""
@@ -89,7 +116,7 @@ class EmotionSmoother:
         else:
             target = np.asarray(probs, dtype=np.float64)
             self._approach(target, dt, self.config.attack, self.config.release)
-        self._update_label()
+        self._update_label(now)
         return state_from_probs(self.probs, self.label, face=probs is not None, time=now)
 
     def _approach(self, target: np.ndarray, dt: float, attack: float, release: float) -> None:
@@ -99,8 +126,13 @@ class EmotionSmoother:
         self.probs = self.probs + alpha * (target - self.probs)
         self.probs /= max(self.probs.sum(), 1e-9)
 
-    def _update_label(self) -> None:
+    def _update_label(self, now: float) -> None:
         leader = int(np.argmax(self.probs))
-        if leader != self.label and self.probs[leader] - self.probs[self.label] > self.config.hysteresis:
-            self.label = leader
-
+        if leader == self.label or self.probs[leader] - self.probs[self.label] <= self.config.hysteresis:
+            self._challenger = None
+            return
+        if self._challenger != leader:
+            self._challenger, self._challenged_at = leader, now
+        if now - self._challenged_at >= self.config.confirm - 1e-9 and \
+                now - self._changed_at >= self.config.min_hold - 1e-9:
+            self.label, self._changed_at, self._challenger = leader, now, None

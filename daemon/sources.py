@@ -29,6 +29,8 @@ __all__ = [
     "ImageFolderSource",
     "SourceError",
     "VideoFileSource",
+    "CameraInfo",
+    "list_cameras",
     "open_source",
     "paced",
     "to_bgr",
@@ -452,3 +454,45 @@ def paced(
             elif now - due > max_lag:
                 anchor = now - frame.time
         yield frame
+
+
+@dataclass(frozen=True)
+class CameraInfo:
+    """A camera that opened and gave a picture: what to pass to ``--camera``, and its mode."""
+
+    camera: int | str   # index, or device path where there is one (Linux)
+    width: int
+    height: int
+    fps: float
+    path: str | None = None  # /dev/videoN on Linux
+
+    def describe(self) -> str:
+        where = f" ({self.path})" if self.path and self.path != self.camera else ""
+        return f"--camera {self.camera}{where}: {self.width}x{self.height} at {self.fps:g} fps"
+
+
+def list_cameras(max_index: int = 10) -> list[CameraInfo]:
+    """The cameras that can be opened and give a picture now, quietly.
+
+    On Linux every /dev/video* node is tried (the metadata nodes beside real webcams open
+    but give no picture, so they are left out); elsewhere indices 0..max_index-1. A camera
+    another app holds cannot be opened, so it is not listed.
+    """
+    found: list[CameraInfo] = []
+    if sys.platform.startswith("linux"):
+        nodes = sorted(Path("/dev").glob("video*"), key=_natural_key)
+        candidates: list[int | str] = [str(node) for node in nodes]
+    else:
+        candidates = list(range(max_index))
+    for candidate in candidates:
+        try:
+            with CameraSource(candidate) as cam:
+                frame = cam.read()
+                height, width = frame.image.shape[:2] if frame is not None else (0, 0)
+                fps = cam.fps
+        except (SourceError, OSError, cv2.error):
+            continue
+        path = candidate if isinstance(candidate, str) else None
+        index = int(path[len("/dev/video"):]) if path and path[len("/dev/video"):].isdigit() else candidate
+        found.append(CameraInfo(index, width, height, float(fps), path))
+    return found

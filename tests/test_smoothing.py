@@ -71,3 +71,84 @@ def test_fixed_state():
     state = EmotionState.fixed("fear")
     assert state.label == "fear" and state.confidence == 1.0
     assert (state.valence, state.arousal) == VALENCE_AROUSAL["fear"]
+
+
+# --- steadier label: confirm, min_hold; the smoothing: section of a mapping ----------------------
+
+def test_a_challenger_must_lead_for_confirm_seconds():
+    smoother = EmotionSmoother(SmoothingConfig(attack=0, release=0, hysteresis=0.1, confirm=0.2, min_hold=0))
+    feed(smoother, one_hot("sad", 0.9), 1.0)
+    assert smoother.update(one_hot("happy", 0.9), 1.0).label == "sad"  # leads, not for long enough
+    assert smoother.update(one_hot("happy", 0.9), 1.1).label == "sad"
+    assert smoother.update(one_hot("happy", 0.9), 1.2).label == "happy"
+
+
+def test_min_hold_keeps_a_new_label_for_a_while():
+    smoother = EmotionSmoother(SmoothingConfig(attack=0, release=0, hysteresis=0.1, confirm=0, min_hold=1.0))
+    feed(smoother, one_hot("sad", 0.9), 1.0)
+    assert smoother.update(one_hot("happy", 0.9), 2.0).label == "happy"
+    assert smoother.update(one_hot("sad", 0.9), 2.5).label == "happy"  # held
+    assert smoother.update(one_hot("sad", 0.9), 3.0).label == "sad"
+
+
+def test_default_follows_a_clear_change_within_half_a_second():
+    for fps in (15, 30):
+        smoother = EmotionSmoother()
+        feed(smoother, one_hot("sad", 0.8), 3.0, fps=fps)
+        t = 3.0
+        while smoother.update(one_hot("happy", 0.8), t).label != "happy":
+            t += 1 / fps
+        assert t - 3.0 <= 0.5
+
+
+def test_reset_goes_back_to_neutral():
+    smoother = EmotionSmoother()
+    feed(smoother, one_hot("angry"), 1.0)
+    smoother.reset()
+    assert smoother.label == EMOTIONS.index("neutral") and smoother.last_time is None
+
+
+def test_smoothing_config_rejects_nonsense():
+    with pytest.raises(ValueError):
+        SmoothingConfig(attack=-1)
+    with pytest.raises(ValueError):
+        SmoothingConfig(hysteresis=1.5)
+
+
+def test_default_mapping_smoothing_is_the_documented_default():
+    from emobridge.mapping import load_mapping
+
+    assert load_mapping().smoothing == SmoothingConfig()
+
+
+def test_mapping_smoothing_keys_override_and_merge():
+    from emobridge.mapping import parse_mapping
+
+    mapping = parse_mapping("smoothing:\n  attack: 0.3\n  min_hold: 2\n", "mine.yaml")
+    assert mapping.smoothing.attack == 0.3 and mapping.smoothing.min_hold == 2.0
+    assert mapping.smoothing.release == SmoothingConfig().release
+
+
+@pytest.mark.parametrize("text, path", [
+    ("smoothing:\n  attack: -0.1\n", "smoothing.attack"),
+    ("smoothing:\n  hysteresis: 0.9\n", "smoothing.hysteresis"),
+    ("smoothing:\n  confirm: fast\n", "smoothing.confirm"),
+    ("smoothing:\n  no_face_fade: true\n", "smoothing.no_face_fade"),
+    ("smoothing:\n  attak: 0.1\n", "smoothing.attak"),
+    ("smoothing: 3\n", "smoothing"),
+])
+def test_bad_smoothing_values_name_the_key(text, path):
+    from emobridge.mapping import MappingError, parse_mapping
+
+    with pytest.raises(MappingError) as err:
+        parse_mapping(text, "bad.yaml")
+    assert err.value.path == path
+    assert str(err.value).startswith(f"bad.yaml: {path}: ")
+
+
+def test_describe_mapping_round_trips_smoothing():
+    from emobridge.mapping import describe_mapping, parse_mapping
+
+    mapping = parse_mapping("smoothing:\n  hysteresis: 0.2\n", "mine.yaml")
+    again = parse_mapping(describe_mapping(mapping), "described.yaml")
+    assert again.smoothing == mapping.smoothing

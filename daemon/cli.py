@@ -35,6 +35,7 @@ def add_output_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed for the composer's choices (default: %(default)s)")
     p.add_argument("--fast", action="store_true", help="process a file as fast as possible instead of at its frame rate")
     p.add_argument("--midi-clock", action="store_true", help="send MIDI clock (24 ppqn), Start/Stop and Song Position for DAW sync")
+    p.add_argument("--record", metavar="DIR", help="write the session to DIR: a MIDI file and a JSON-lines emotion log")
     p.add_argument("--speed", type=float, default=1.0, help="play the music this many times faster (soak tests; default 1)")
 
 
@@ -48,7 +49,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = RunConfig(camera=args.camera, video=args.video, images=args.images, loop=args.loop, fast=args.fast,
                        mapping=args.mapping, model=args.model, midi_backend=args.midi_backend, midi_port=args.midi_port,
                        midi_connect=args.midi_connect, osc=args.osc, osc_prefix=args.osc_prefix, control=args.control,
-                       link=args.link, midi_clock=args.midi_clock, speed=args.speed, seed=args.seed)
+                       link=args.link, midi_clock=args.midi_clock, speed=args.speed, record=args.record,
+                       seed=args.seed)
     return Daemon(config).run()
 
 
@@ -268,10 +270,11 @@ def main(argv: list[str] | None = None) -> int:
     from .emotion import ModelError
     from .link import LinkUnavailable
     from .midi_out import MidiPortError
+    from .record import RecorderError
     from .sources import SourceError
 
     # ValueError covers MappingError, OscTargetError, LearnError and ControlAddressError.
-    user_errors = (UserError, ModelError, MidiPortError, SourceError, ControlServerError, LinkUnavailable,
+    user_errors = (UserError, ModelError, MidiPortError, SourceError, ControlServerError, LinkUnavailable, RecorderError,
                    FileNotFoundError, ValueError)
     try:
         return args.func(args)

@@ -21,7 +21,7 @@ from .mapping import Mapping, MappingError, MappingWatcher, load_mapping
 from .midi_out import MidiOut
 from .music.composer import Bar, Composer
 from .music.controls import ControlMapper
-from .control import ControlServer, parse_control_address
+from .control import ControlServer, LogLimiter, parse_control_address
 from .osc_targets import OscSender, parse_target
 from .perception import Perception
 from .player import Player
@@ -49,6 +49,7 @@ class RunConfig:
     link: bool = False  # share the tempo with Ableton Link peers
     midi_clock: bool = False  # send MIDI clock, Start/Stop and Song Position on the port
     speed: float = 1.0  # music clock speed-up, for soak tests
+    record: str | None = None  # folder for the session's MIDI file and emotion log
     seed: int = 0
     max_rate: float = 30.0  # frames classified per second at most: more costs CPU and adds nothing musical
 
@@ -65,6 +66,11 @@ class Daemon:
         self.control_address = parse_control_address(config.control) if config.control else None
         self.source: FrameSource = self._open_source()
         self.midi = MidiOut(config.midi_port, config.midi_backend, config.midi_connect)
+        self.recorder = None
+        if config.record:
+            from .record import Recorder
+
+            self.recorder = self.midi.recorder = Recorder(config.record)
         self.composer = Composer(self.mapping, seed=config.seed)
         self.controls = ControlMapper(self.mapping)
         self.watcher = MappingWatcher(config.mapping)
@@ -72,6 +78,8 @@ class Daemon:
         self.forced: str | None = None
         self.stop = threading.Event()
         self.reload_now = threading.Event()
+        self.mapping_missing = False
+        self.warn = LogLimiter(log, 5.0)
         self.player = Player(self.composer, self.midi, self.music_state, on_bar=self._on_bar,
                              midi_clock=config.midi_clock, speed=config.speed)
         if config.link:
@@ -92,32 +100,65 @@ class Daemon:
 
     # --- threads -------------------------------------------------------------
     def _perceive(self) -> None:
-        min_gap = 1.0 / self.config.max_rate
-        last = -min_gap
+        """Frames until the file ends (or Ctrl-C); a source that fails is retried while the music plays on."""
         try:
-            for frame in paced(self.source, fast=self.config.fast):
-                if self.stop.is_set():
+            while not self.stop.is_set():
+                try:
+                    self._read_frames()
+                    log.info("end of %s", self.source.name)
                     return
-                if not self.config.fast and frame.time - last < min_gap:
-                    continue
-                last = frame.time
-                self._process(frame.image)
-            log.info("end of %s", self.source.name)
-        except SourceError as error:
-            log.error("%s", error)
+                except SourceError as error:
+                    log.warning("%s; the music goes on (no face) and emobridge will retry", error)
+                    if not self._reopen_source():
+                        return
         finally:
             self.stop.set()
+
+    def _read_frames(self) -> None:
+        min_gap = 1.0 / self.config.max_rate
+        last = -min_gap
+        for frame in paced(self.source, fast=self.config.fast):
+            if self.stop.is_set():
+                return
+            if not self.config.fast and frame.time - last < min_gap:
+                continue
+            last = frame.time
+            self._process(frame.image)
+
+    def _reopen_source(self) -> bool:
+        """Retry with backoff (0.5 s doubling to 5 s); meanwhile the emotion fades as for a lost face."""
+        self.source.close()
+        delay, next_try = 0.5, time.monotonic() + 0.5
+        while not self.stop.wait(0.1):
+            self._publish(self.perception.lost(time.monotonic()))
+            if time.monotonic() < next_try:
+                continue
+            try:
+                self.source = self._open_source()
+            except SourceError:
+                delay = min(5.0, delay * 2)
+                next_try = time.monotonic() + delay
+                continue
+            log.info("%s is back", self.source.name)
+            return True
+        return False
 
     def _process(self, image) -> None:
         try:
             result = self.perception.process(image, time.monotonic())
-        except Exception:  # a bad frame must not silence the show
-            log.exception("perception failed on a frame; skipping it")
+        except Exception as error:  # a bad frame must not silence the show
+            self.warn("skipping a frame that could not be processed (%s: %s)", type(error).__name__, error)
+            log.debug("perception failure", exc_info=True)
             return
-        self.latest = result.state
-        for output in self.outputs:
-            output.send_emotion(result.state)
+        self._publish(result.state)
         self._send_controls()
+
+    def _publish(self, state: EmotionState) -> None:
+        self.latest = state
+        for output in self.outputs:
+            output.send_emotion(state)
+        if self.recorder:
+            self.recorder.emotion(state)
 
     def _send_controls(self) -> None:
         bar = self.player.current
@@ -128,6 +169,8 @@ class Daemon:
 
     def _on_bar(self, bar: Bar) -> None:
         p = bar.params
+        if self.recorder:
+            self.recorder.tempo(p.tempo * self.config.speed)
         for output in self.outputs:
             output.send_music(p.tempo, p.mode, p.density, bar_start=True)
         s = self.latest
@@ -176,6 +219,12 @@ class Daemon:
     def _reload_mapping(self, force: bool = False) -> None:
         """Apply a saved (or, on SIGHUP, any) change of the mapping file from the next bar; keep playing on errors."""
         self.reload_now.clear()
+        if not self.watcher.path.exists():
+            if not self.mapping_missing:
+                self.mapping_missing = True
+                log.warning("mapping file %s is missing (deleted?); the previous mapping keeps playing", self.watcher.path)
+            return
+        self.mapping_missing = False
         try:
             mapping = load_mapping(self.watcher.spec) if force else self.watcher.poll()
         except MappingError as error:
@@ -220,6 +269,9 @@ class Daemon:
 
     def close(self) -> None:
         self.midi.close()
+        if self.recorder:
+            self.recorder.close()
+            log.info("recorded %s", self.recorder.describe())
         for output in self.outputs:
             output.close()
         self.source.close()

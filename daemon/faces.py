@@ -126,7 +126,11 @@ class FaceDetector:
         """All faces in the frame, in full-frame coordinates, largest first."""
         grey = to_grey(image_bgr)
         height, width = grey.shape[:2]
+        if min(height, width) < self.min_face:
+            return []  # too small to hold a face we would look for (and a zero-size resize would fail)
         scale = min(1.0, self.detect_width / width) if width else 1.0
+        if round(height * scale) < 1:
+            return []
         if scale < 1.0:
             small = cv2.resize(
                 grey, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA

@@ -11,10 +11,10 @@ import os
 import sys
 import threading
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import rtmidi
+
+from .stderr import quiet_stderr
 
 NOTE_OFF, NOTE_ON, CONTROL_CHANGE, PROGRAM_CHANGE = 0x80, 0x90, 0xB0, 0xC0
 ALL_SOUND_OFF, RESET_CONTROLLERS, ALL_NOTES_OFF, SUSTAIN = 120, 121, 123, 64
@@ -36,20 +36,6 @@ def compiled_backends() -> list[str]:
     return [name for name, api in BACKENDS.items() if api in compiled]
 
 
-@contextmanager
-def _quiet_stderr() -> Iterator[None]:
-    """Silence what ALSA's and JACK's C libraries print while we probe them; we say it in one line instead."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "wb") as devnull:
-            os.dup2(devnull.fileno(), 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
 def _auto_order() -> list[str]:
     if sys.platform.startswith("linux"):
         # JACK when ALSA's sequencer is missing (containers, JACK-only setups)
@@ -67,7 +53,7 @@ def _client(backend: str, name: str) -> rtmidi.MidiOut:
     # Never let a JACK client start a server of its own: a half-configured jackd is worse than a clear error.
     os.environ.setdefault("JACK_NO_START_SERVER", "1")
     try:
-        with _quiet_stderr():
+        with quiet_stderr():
             client = rtmidi.MidiOut(BACKENDS[backend], name=name)
     except rtmidi.RtMidiError as error:
         raise MidiPortError(f"MIDI backend {backend!r} is unavailable ({_first_line(error)})") from None
@@ -77,7 +63,7 @@ def _client(backend: str, name: str) -> rtmidi.MidiOut:
 def _port_taken(backend: str, port_name: str) -> bool:
     """True when some client already offers a readable port of this name (JACK/ALSA: 'name:name…')."""
     try:
-        with _quiet_stderr():
+        with quiet_stderr():
             probe = rtmidi.MidiIn(BACKENDS[backend], name=f"{port_name}-probe")
     except rtmidi.RtMidiError:
         return False
@@ -112,6 +98,7 @@ class MidiOut:
         self.lock = threading.Lock()
         self.sounding: Counter[tuple[int, int]] = Counter()
         self.channels_used: set[int] = set()
+        self.recorder = None  # a record.Recorder, when --record is on
         self.port, self.backend = self._open(backend, port_name, connect)
         self.description = f"{'connected to' if connect else 'virtual port'} '{connect or port_name}' ({self.backend})"
 
@@ -156,17 +143,23 @@ class MidiOut:
         return client
 
     # --- sending -------------------------------------------------------------
+    def _write(self, message: list[int]) -> None:
+        """Every byte leaves through here (under the lock), so a recording sees exactly what the DAW got."""
+        self.port.send_message(message)
+        if self.recorder is not None and message[0] < 0xF0:  # channel messages; clock pulses are not music
+            self.recorder.message(message)
+
     def send(self, message: list[int]) -> None:
         with self.lock:
-            self.port.send_message(message)
+            self._write(message)
 
     def note_on(self, channel: int, pitch: int, velocity: int) -> None:
         with self.lock:
             if self.sounding[(channel, pitch)]:
                 # Retrigger: some synths give every note-on its own voice, and one
                 # note-off would then leave the first voice hanging.
-                self.port.send_message([NOTE_OFF | channel, pitch, 0])
-            self.port.send_message([NOTE_ON | channel, pitch, max(1, min(127, velocity))])
+                self._write([NOTE_OFF | channel, pitch, 0])
+            self._write([NOTE_ON | channel, pitch, max(1, min(127, velocity))])
             self.sounding[(channel, pitch)] += 1
             self.channels_used.add(channel)
 
@@ -178,7 +171,7 @@ class MidiOut:
             # A repeated pitch still held by an earlier note-on keeps sounding until its last off.
             if self.sounding[(channel, pitch)] == 0:
                 del self.sounding[(channel, pitch)]
-                self.port.send_message([NOTE_OFF | channel, pitch, 0])
+                self._write([NOTE_OFF | channel, pitch, 0])
 
     def control_change(self, channel: int, control: int, value: int) -> None:
         self.send([CONTROL_CHANGE | channel, control, max(0, min(127, value))])
@@ -190,11 +183,11 @@ class MidiOut:
         """Note-off for every sounding note, then sustain off and all-notes-off on every channel used."""
         with self.lock:
             for channel, pitch in list(self.sounding):
-                self.port.send_message([NOTE_OFF | channel, pitch, 0])
+                self._write([NOTE_OFF | channel, pitch, 0])
             self.sounding.clear()
             for channel in sorted((channels or set()) | self.channels_used):
-                self.port.send_message([CONTROL_CHANGE | channel, SUSTAIN, 0])
-                self.port.send_message([CONTROL_CHANGE | channel, ALL_NOTES_OFF, 0])
+                self._write([CONTROL_CHANGE | channel, SUSTAIN, 0])
+                self._write([CONTROL_CHANGE | channel, ALL_NOTES_OFF, 0])
 
     def close(self) -> None:
         self.panic()

@@ -21,6 +21,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from .stderr import quiet_stderr
+
 __all__ = [
     "IMAGE_EXTENSIONS",
     "CameraSource",
@@ -100,12 +102,14 @@ def _quiet_opencv() -> Iterator[None]:
     """
     logging_api = getattr(getattr(cv2, "utils", None), "logging", None)
     if logging_api is None:
-        yield
+        with quiet_stderr():
+            yield
         return
     previous = logging_api.getLogLevel()
     logging_api.setLogLevel(logging_api.LOG_LEVEL_SILENT)
     try:
-        yield
+        with quiet_stderr():  # FFmpeg's own messages bypass OpenCV's logger
+            yield
     finally:
         logging_api.setLogLevel(previous)
 
@@ -330,7 +334,10 @@ def _read_image(path: Path) -> np.ndarray | None:
     if data.size == 0:
         return None
     with _quiet_opencv():
-        return cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+        try:
+            return cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+        except cv2.error:  # e.g. a header claiming more pixels than OpenCV allows
+            return None
 
 
 class ImageFolderSource(FrameSource):
@@ -364,6 +371,9 @@ class ImageFolderSource(FrameSource):
         self._read_this_pass = 0
         self._bad: set[Path] = set()
         self._closed = False
+        # Refuse a folder of unreadable files now, before the show starts, not at the first frame.
+        if not any(_read_image(p) is not None for p in self.files):
+            raise SourceError(f"none of the images in {self.name} could be read: check they are valid image files")
 
     def read(self) -> Frame | None:
         if self._closed:

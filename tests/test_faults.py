@@ -1,0 +1,402 @@
+"""Faults a show must survive, on the real `emobridge` command with a real JACK receiver and real UDP OSC.
+
+Each test breaks one thing while (or before) the daemon plays and checks what a performer would notice:
+the music goes on (or, for a broken start, no note ever plays), the log says what happened, and a stop
+still releases every note.
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import cv2
+import pytest
+import rtmidi
+
+from emobridge.demo import demo_clip_path
+from jack import JackReceiver, stuck_notes
+from osc_listener import OscListener
+from test_chain import connect, emobridge, unique_port
+
+pytestmark = pytest.mark.jack
+
+
+# --- helpers -------------------------------------------------------------------
+def wait_until(predicate, timeout: float, step: float = 0.05) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(step)
+    return bool(predicate())
+
+
+def note_ons_since(receiver: JackReceiver, t: float) -> list:
+    return [m for m in receiver.snapshot() if m.is_note_on and m.time >= t]
+
+
+def osc_since(listener: OscListener, mark: int, address: str) -> list[tuple]:
+    with listener.lock:
+        return [args for a, args in listener.messages[mark:] if a == address]
+
+
+def osc_mark(listener: OscListener) -> int:
+    with listener.lock:
+        return len(listener.messages)
+
+
+def stop(daemon: subprocess.Popen, timeout: float = 10) -> tuple[int, str]:
+    """SIGTERM, then the exit status and everything the daemon logged."""
+    if daemon.poll() is None:
+        daemon.send_signal(signal.SIGTERM)
+    try:
+        _, err = daemon.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        daemon.kill()
+        _, err = daemon.communicate()
+        pytest.fail(f"the daemon did not stop within {timeout} s of SIGTERM; it said: {err[-3000:]}")
+    return daemon.returncode, err
+
+
+def kill(daemon: subprocess.Popen) -> str:
+    if daemon.poll() is None:
+        daemon.kill()
+    try:
+        return daemon.communicate(timeout=10)[1] or ""
+    except ValueError:  # already communicated
+        return ""
+
+
+def assert_alive(daemon: subprocess.Popen, what: str) -> None:
+    if daemon.poll() is not None:
+        _, err = daemon.communicate()
+        pytest.fail(f"the daemon exited ({daemon.returncode}) after {what}; it said: {err[-3000:]}")
+
+
+def face_images(folder: Path, count: int = 3) -> Path:
+    """Stills of the demo clip's first face (the same face each time, so the face never flickers)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    clip = cv2.VideoCapture(str(demo_clip_path()))
+    ok, frame = clip.read()
+    clip.release()
+    assert ok
+    for i in range(count):
+        cv2.imwrite(str(folder / f"face{i}.png"), frame)
+    return folder
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class PortWatcher:
+    """Polls the JACK graph every few milliseconds and remembers whether a port named *name* ever appeared."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.seen: list[str] = []
+        self.client = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name="emobridge-test-watcher")
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._watch, daemon=True)
+        self.thread.start()
+
+    def _watch(self) -> None:
+        while not self.done.is_set():
+            self.seen += [p for p in self.client.get_ports() if self.name in p and p not in self.seen]
+            time.sleep(0.003)
+
+    def close(self) -> list[str]:
+        self.done.set()
+        self.thread.join(timeout=2)
+        self.client.delete()
+        return self.seen
+
+
+@pytest.fixture
+def osc():
+    listener = OscListener()
+    yield listener
+    listener.close()
+
+
+def one_line_error(err: str) -> str:
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert "Traceback" not in err, err
+    assert len(lines) == 1 and lines[0].startswith("emobridge: error:"), err
+    return lines[0]
+
+
+# --- (a) the camera disappears and comes back ------------------------------------
+def test_camera_gone_and_back_keeps_the_music_and_reconnects(jack_server, osc, tmp_path):
+    """Wanted behaviour (issue #7): when the source fails while playing (a camera unplugged: CameraSource.read
+    raises SourceError; here an image folder that vanishes, with --loop), the daemon
+
+    - keeps the music going under the no-face policy (the smoothed emotion fades to neutral, bars keep playing),
+    - sends ``/emobridge/face 0`` once (the state is ``face=False`` while the source is gone),
+    - logs a line naming the source and saying it is retrying (the word "retry"), with a backoff
+      (0.5 s doubling to at most 5 s between attempts, logged once per outage, not once per attempt),
+    - re-opens the source when it is back (here: the folder renamed back), after which frames flow again:
+      ``/emobridge/face 1`` and a log line that it is back.
+    """
+    folder = face_images(tmp_path / "camera")
+    port = unique_port()
+    daemon = emobridge("run", "--images", str(folder), "--loop", "--midi-backend", "jack", "--midi-port", port,
+                       "--osc", osc.target)
+    try:
+        receiver = connect(port, daemon)
+        assert receiver.wait_for(lambda m: m.is_note_on, timeout=20), "no music before the fault"
+        assert wait_until(lambda: (1,) in osc.received("/emobridge/face"), 10), "the face was never seen"
+
+        gone = tmp_path / "camera-unplugged"
+        folder.rename(gone)  # the camera is unplugged
+        gone_at, mark = time.monotonic(), osc_mark(osc)
+        assert wait_until(lambda: (0,) in osc_since(osc, mark, "/emobridge/face") or daemon.poll() is not None, 10)
+        assert_alive(daemon, "the source went away")
+        assert osc_since(osc, mark, "/emobridge/face")[-1:] == [(0,)], "no /emobridge/face 0 when the source went away"
+        time.sleep(3.0)
+        assert_alive(daemon, "the source stayed away for 3 s")
+        assert note_ons_since(receiver, gone_at + 2.0), "the music stopped while the source was gone"
+
+        gone.rename(folder)  # plugged back in
+        back = osc_mark(osc)
+        assert wait_until(lambda: (1,) in osc_since(osc, back, "/emobridge/face") or daemon.poll() is not None, 15), \
+            "frames never came back after the source returned"
+        assert_alive(daemon, "the source came back")
+        probs_back = len(osc_since(osc, back, "/emobridge/probs"))
+        assert wait_until(lambda: len(osc_since(osc, back, "/emobridge/probs")) > probs_back + 5, 5)
+
+        status, err = stop(daemon)
+        assert status == 0, err
+        assert "Traceback" not in err, err
+        retry_lines = [line for line in err.splitlines() if folder.name in line and re.search("retry", line, re.I)]
+        assert retry_lines, f"no log line names the source and says it retries: {err[-2000:]}"
+        assert len(retry_lines) <= 3, f"the retry is logged on every attempt: {retry_lines}"
+        time.sleep(0.2)
+        assert stuck_notes(receiver.snapshot()) == {}
+        receiver.close()
+    finally:
+        kill(daemon)
+
+
+# --- (b) the MIDI peer disconnects and reconnects ----------------------------------
+def test_receiver_disconnect_and_reconnect(jack_server):
+    port = unique_port()
+    daemon = emobridge("run", "--video", str(demo_clip_path()), "--loop", "--midi-backend", "jack", "--midi-port", port)
+    try:
+        first = connect(port, daemon)
+        assert first.wait_for(lambda m: m.is_note_on, timeout=20)
+        first.close()  # the synth's JACK client goes away mid-note
+        time.sleep(2.0)
+        assert_alive(daemon, "its JACK peer closed")
+
+        second = JackReceiver(port, timeout=10)  # ...and comes back as a new client
+        assert second.wait_for(lambda m: m.is_note_on, timeout=10), "no notes after the peer reconnected"
+        status, err = stop(daemon)
+        assert status == 0, err
+        assert "Traceback" not in err, err
+        time.sleep(0.3)
+        assert stuck_notes(second.snapshot()) == {}, "a note was left sounding on the reconnected peer"
+        second.close()
+    finally:
+        kill(daemon)
+
+
+# --- (c) an OSC target that refuses ------------------------------------------------
+def test_osc_target_that_refuses_does_not_stop_the_music(jack_server, osc):
+    """One target has nothing listening (the kernel refuses every datagram); another goes away mid-run and comes
+    back on the same port. The music and the good target carry on throughout."""
+    dead = free_udp_port()
+    flaky = OscListener()
+    flaky_port = flaky.port
+    port = unique_port()
+    daemon = emobridge("run", "--video", str(demo_clip_path()), "--loop", "--midi-backend", "jack", "--midi-port", port,
+                       "--osc", f"127.0.0.1:{dead}", "--osc", flaky.target, "--osc", osc.target)
+    revived = None
+    try:
+        receiver = connect(port, daemon)
+        assert receiver.wait_for(lambda m: m.is_note_on, timeout=20)
+        assert flaky.wait_for("/emobridge/probs", 10)
+        flaky.close()  # now refuses too
+        closed_at, mark = time.monotonic(), osc_mark(osc)
+        time.sleep(3.0)
+        assert_alive(daemon, "an OSC target refused")
+        assert note_ons_since(receiver, closed_at + 0.5), "the music stopped"
+        assert len(osc_since(osc, mark, "/emobridge/probs")) > 10, "the good OSC target stopped getting messages"
+
+        from pythonosc.dispatcher import Dispatcher
+        from pythonosc.osc_server import ThreadingOSCUDPServer
+
+        got: list[str] = []
+        dispatcher = Dispatcher()
+        dispatcher.set_default_handler(lambda address, *args: got.append(address))
+        revived = ThreadingOSCUDPServer(("127.0.0.1", flaky_port), dispatcher)
+        threading.Thread(target=revived.serve_forever, daemon=True).start()
+        assert wait_until(lambda: "/emobridge/probs" in got, 10), "the target that came back gets nothing"
+
+        status, err = stop(daemon)
+        assert status == 0, err
+        assert "Traceback" not in err, err
+        time.sleep(0.2)
+        assert stuck_notes(receiver.snapshot()) == {}
+        receiver.close()
+    finally:
+        kill(daemon)
+        if revived is not None:
+            revived.shutdown()
+            revived.server_close()
+
+
+# --- (d) the mapping file deleted or made invalid while running --------------------
+def fixed_tempo_mapping(bpm: int) -> str:
+    lines = ["transition: {tempo_glide_beats: 0}", "emotions:"]
+    for emotion in ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"):
+        lines.append(f"  {emotion}: {{tempo: [{bpm}, {bpm}]}}")
+    return "\n".join(lines) + "\n"
+
+
+def test_mapping_deleted_or_garbled_while_running_keeps_playing(jack_server, osc, tmp_path):
+    """Deleted: the previous mapping keeps playing and the log says the file is missing (once). Replaced by
+    binary garbage, then by a folder of the same name: still playing. Restored: the new content plays."""
+    mapping = tmp_path / "show.yaml"
+    mapping.write_text(fixed_tempo_mapping(90))
+    port = unique_port()
+    daemon = emobridge("run", "--video", str(demo_clip_path()), "--loop", "--midi-backend", "jack", "--midi-port", port,
+                       "--osc", osc.target, "--mapping", str(mapping))
+    try:
+        receiver = connect(port, daemon)
+        assert wait_until(lambda: (90.0,) in osc.received("/emobridge/tempo"), 15)
+
+        mapping.unlink()
+        deleted_at = time.monotonic()
+        time.sleep(2.5)
+        assert_alive(daemon, "the mapping file was deleted")
+        assert note_ons_since(receiver, deleted_at + 0.5), "the music stopped when the mapping was deleted"
+        assert osc.received("/emobridge/tempo")[-1] == (90.0,)
+
+        mapping.write_bytes(b"\xff\xfe\x00garbage\x80\x81" * 50)  # not even text
+        time.sleep(1.5)
+        assert_alive(daemon, "the mapping file became binary garbage")
+        mapping.unlink()
+        mapping.mkdir()  # a folder where the file was
+        time.sleep(1.5)
+        assert_alive(daemon, "the mapping file became a folder")
+        assert osc.received("/emobridge/tempo")[-1] == (90.0,)
+        mapping.rmdir()
+
+        mapping.write_text(fixed_tempo_mapping(120))  # restored, with a change
+        assert wait_until(lambda: osc.received("/emobridge/tempo")[-1] == (120.0,), 10), "the restored file never played"
+        status, err = stop(daemon)
+        assert status == 0, err
+        assert "Traceback" not in err, err
+        time.sleep(0.2)
+        assert stuck_notes(receiver.snapshot()) == {}
+        receiver.close()
+    finally:
+        kill(daemon)
+
+
+def test_a_deleted_mapping_is_logged_once(jack_server, tmp_path):
+    """Wanted: a warning line naming the file and saying it is missing (or deleted / not found) and that the
+    previous mapping keeps playing; logged once per disappearance, not on every poll."""
+    mapping = tmp_path / "show.yaml"
+    mapping.write_text(fixed_tempo_mapping(90))
+    port = unique_port()
+    daemon = emobridge("run", "--video", str(demo_clip_path()), "--loop", "--midi-backend", "jack", "--midi-port", port,
+                       "--mapping", str(mapping))
+    try:
+        receiver = connect(port, daemon)
+        assert receiver.wait_for(lambda m: m.is_note_on, timeout=20)
+        mapping.unlink()
+        time.sleep(2.0)
+        assert_alive(daemon, "the mapping file was deleted")
+        status, err = stop(daemon)
+        assert status == 0, err
+        lines = [line for line in err.splitlines() if "show.yaml" in line
+                 and re.search(r"missing|deleted|not found|gone", line, re.I)]
+        assert len(lines) == 1, f"expected one line about the missing show.yaml, got {lines}: {err[-2000:]}"
+        assert "keeps playing" in lines[0], lines[0]
+        receiver.close()
+    finally:
+        kill(daemon)
+
+
+# --- (e) the model missing or corrupt at start ---------------------------------------
+def _bad_models(folder: Path) -> dict[str, Path]:
+    from emobridge.emotion import default_model_path
+
+    real = default_model_path().read_bytes()
+    models = {
+        "missing": folder / "missing.onnx",
+        "empty": folder / "empty.onnx",
+        "garbage": folder / "garbage.onnx",
+        "truncated": folder / "truncated.onnx",
+        "folder": folder / "folder.onnx",
+    }
+    models["empty"].write_bytes(b"")
+    models["garbage"].write_bytes(bytes(range(256)) * 64)
+    models["truncated"].write_bytes(real[: len(real) // 2])
+    models["folder"].mkdir()
+    try:
+        from onnx_models import linear_model
+
+        models["no-metadata"] = linear_model(folder / "no-metadata.onnx", None)  # a valid ONNX, not an emotion model
+    except ImportError:
+        pass
+    return models
+
+
+@pytest.mark.parametrize("kind", ["missing", "empty", "garbage", "truncated", "folder", "no-metadata"])
+def test_bad_model_fails_before_any_port_or_note(jack_server, tmp_path, kind):
+    models = _bad_models(tmp_path)
+    if kind not in models:
+        pytest.skip("onnx is not installed")
+    model = models[kind]
+    port = unique_port()
+    watcher = PortWatcher(port)
+    try:
+        daemon = emobridge("run", "--video", str(demo_clip_path()), "--midi-backend", "jack", "--midi-port", port,
+                           "--model", str(model))
+        try:
+            _, err = daemon.communicate(timeout=60)
+        finally:
+            kill(daemon)
+        time.sleep(0.1)
+    finally:
+        seen = watcher.close()
+    assert daemon.returncode == 2, err
+    line = one_line_error(err)
+    assert model.name in line, line
+    assert seen == [], f"the MIDI port {seen} appeared although the model was bad"
+
+
+# --- (f) a second instance on the same port name -----------------------------------------
+def test_second_instance_with_the_same_port_name_is_refused(jack_server):
+    port = unique_port()
+    first = emobridge("run", "--video", str(demo_clip_path()), "--loop", "--midi-backend", "jack", "--midi-port", port)
+    try:
+        receiver = connect(port, first)
+        assert receiver.wait_for(lambda m: m.is_note_on, timeout=20)
+        second = emobridge("run", "--video", str(demo_clip_path()), "--loop", "--midi-backend", "jack", "--midi-port", port)
+        try:
+            _, err = second.communicate(timeout=25)
+        except subprocess.TimeoutExpired:
+            err = kill(second)
+            pytest.fail(f"a second instance on port {port!r} kept running; it said: {err[-2000:]}")
+        assert second.returncode == 2, err
+        line = one_line_error(err)
+        assert port in line and "already" in line, line
+        marked = time.monotonic()
+        assert wait_until(lambda: note_ons_since(receiver, marked), 5), "the first instance stopped playing"
+        status, err = stop(first)
+        assert status == 0, err
+        receiver.close()
+    finally:
+        kill(first)

@@ -182,6 +182,17 @@ def cmd_learn(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_cameras(args: argparse.Namespace) -> int:
+    from .sources import list_cameras
+
+    found = list_cameras()
+    for camera in found:
+        print(camera.describe())
+    if not found:
+        print("no camera could be opened (plugged in? used by another app?); --video FILE or --images DIR work without one")
+    return 0
+
+
 def cmd_ports(args: argparse.Namespace) -> int:
     from .midi_out import compiled_backends, list_output_ports
 
@@ -256,6 +267,15 @@ def build_parser() -> argparse.ArgumentParser:
     learn.add_argument("--midi-port", default="emobridge")
     learn.add_argument("--midi-connect", metavar="NAME")
     learn.set_defaults(func=cmd_learn)
+
+    from .bench import add_arguments as add_bench_arguments, run as run_bench
+
+    bench = sub.add_parser("bench", help="time the perception chain (and its steadiness on FER val clips)")
+    add_bench_arguments(bench)
+    bench.set_defaults(func=run_bench)
+
+    cameras = sub.add_parser("cameras", help="list the cameras that can be opened")
+    cameras.set_defaults(func=cmd_cameras)
 
     ports = sub.add_parser("ports", help="list MIDI backends and output ports")
     ports.set_defaults(func=cmd_ports)

@@ -15,6 +15,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+import cv2
+
 from .emotion import EmotionClassifier
 from .labels import EMOTIONS
 from .mapping import Mapping, MappingError, MappingWatcher, load_mapping
@@ -25,7 +27,7 @@ from .control import ControlServer, LogLimiter, parse_control_address
 from .osc_targets import OscSender, parse_target
 from .perception import Perception
 from .player import Player
-from .smoothing import EmotionState
+from .smoothing import EmotionSmoother, EmotionState
 from .sources import FrameSource, SourceError, open_source, paced
 
 log = logging.getLogger("emobridge")
@@ -60,8 +62,9 @@ class Daemon:
     def __init__(self, config: RunConfig):
         self.config = config
         self.mapping: Mapping = load_mapping(config.mapping)
-        self.perception = Perception(EmotionClassifier(config.model))
-        self.osc = OscSender([parse_target(t) for t in config.osc], config.osc_prefix)
+        self.perception = Perception(EmotionClassifier(config.model), smoother=EmotionSmoother(self.mapping.smoothing))
+        self.cli_targets = [parse_target(t) for t in config.osc]
+        self.osc = OscSender(self.cli_targets + list(self.mapping.osc), config.osc_prefix)
         self.outputs: list = [self.osc]  # everything with send_emotion / send_music / close
         self.control_address = parse_control_address(config.control) if config.control else None
         self.source: FrameSource = self._open_source()
@@ -190,6 +193,7 @@ class Daemon:
         # The player must get the interpreter within a millisecond of its deadline, not after
         # the default 5 ms slice of a busy perception thread.
         sys.setswitchinterval(0.001)
+        cv2.setNumThreads(1)  # the perception chain is fastest on one thread, and leaves the other cores to the DAW
         player = threading.Thread(target=self.player.run, args=(self.stop,), name="player", daemon=True)
         perceive = threading.Thread(target=self._perceive, name="perception", daemon=True)
         player.start()
@@ -234,9 +238,14 @@ class Daemon:
             self._apply_mapping(mapping)
 
     def _apply_mapping(self, mapping: Mapping) -> None:
+        if mapping.osc != self.mapping.osc:
+            old, self.osc = self.osc, OscSender(self.cli_targets + list(mapping.osc), self.config.osc_prefix)
+            self.outputs[self.outputs.index(old)] = self.osc
+            old.close()
         self.mapping = mapping
         self.composer.set_mapping(mapping)
         self.controls.set_controls(mapping)
+        self.perception.smoother.config = mapping.smoothing
         log.info("mapping %s loaded; it plays from the next bar", mapping.source)
 
     # --- the control surface (emobridge.control.ControlHandler) ---------------

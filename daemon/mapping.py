@@ -25,13 +25,14 @@ import yaml
 
 from .labels import EMOTIONS
 from .music.theory import MODES, ROMAN_HELP, parse_note_name, parse_roman
+from .osc_targets import OscTargetSpec, targets_from_yaml
 from .smoothing import SmoothingConfig
 
 PART_NAMES: tuple[str, ...] = ("melody", "chords", "bass", "drums")
 RHYTHMS: tuple[str, ...] = ("regular", "irregular")
 DEFAULT_SOURCE = "default"
 
-_TOP_KEYS = ("extends", "key", "beats_per_bar", "transition", "humanize", "emotions", "parts", "cc", "smoothing")
+_TOP_KEYS = ("extends", "key", "beats_per_bar", "transition", "humanize", "emotions", "parts", "cc", "smoothing", "osc")
 _EMOTION_KEYS = ("tempo", "mode", "progression", "pitch_range", "velocity", "density", "rhythm",
                  "articulation", "leap", "key")
 CHANGE_AT: tuple[str, ...] = ("bar", "phrase")
@@ -147,6 +148,7 @@ class Mapping:
     humanize: Humanize = Humanize()
     controls: tuple[ControlSpec, ...] = ()  # the cc: entries, in file order
     smoothing: SmoothingConfig = SmoothingConfig()  # how the face's emotion is steadied before the music
+    osc: tuple[OscTargetSpec, ...] = ()  # OSC targets with their presets, besides any --osc
 
     def tonic_of(self, emotion: str) -> int:
         """The key an emotion plays in: its own ``key`` if it has one, else the mapping's."""
@@ -283,6 +285,7 @@ def describe_mapping(mapping: Mapping) -> str:
         "parts": {config.name: part(config) for config in mapping.parts},
         "cc": [control(spec) for spec in mapping.controls],
         "smoothing": {key: _number(getattr(s, key)) for key in _SMOOTHING_KEYS},
+        "osc": [spec.describe() for spec in mapping.osc],
     }
     body = yaml.safe_dump(data, sort_keys=False, default_flow_style=None, allow_unicode=True, width=100)
     channels = ", ".join(str(c + 1) for c in mapping.channels())
@@ -380,7 +383,8 @@ class _Builder:
                        transition=self.transition(raw.get("transition", {})),
                        humanize=self.humanize(raw.get("humanize", {})),
                        controls=self.controls(raw.get("cc", [])),
-                       smoothing=self.smoothing(raw.get("smoothing", {})))
+                       smoothing=self.smoothing(raw.get("smoothing", {})),
+                       osc=tuple(targets_from_yaml(raw.get("osc", []), self.source)))
 
     def smoothing(self, raw: Any) -> SmoothingConfig:
         raw = self.table(raw, "smoothing", _SMOOTHING_KEYS)

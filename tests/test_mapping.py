@@ -151,3 +151,20 @@ def test_mapping_error_is_a_value_error_with_its_parts():
     error = caught.value
     assert (error.source, error.path) == ("bad.yaml", "emotions.happy.mode")
     assert "harmonic_minor" in error.allowed and "'bluesy'" in error.problem
+
+
+def test_osc_targets_in_the_mapping_file():
+    from emobridge.mapping import parse_mapping
+
+    mapping = parse_mapping("osc:\n  - {preset: abletonosc}\n  - '127.0.0.1:9000=emobridge:tempo,mode'\n", "live.yaml")
+    assert [(t.host, t.port, t.preset) for t in mapping.osc] == [("127.0.0.1", 11000, "abletonosc"),
+                                                                 ("127.0.0.1", 9000, "emobridge")]
+    assert set(mapping.osc[1].selected) == {"tempo", "mode"}
+
+
+def test_bad_osc_target_in_the_mapping_names_the_entry():
+    from emobridge.mapping import parse_mapping
+
+    with pytest.raises(MappingError) as error:
+        parse_mapping("osc:\n  - {preset: cubase}\n", "live.yaml")
+    assert "live.yaml" in str(error.value) and "osc[0]" in str(error.value)

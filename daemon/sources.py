@@ -373,7 +373,7 @@ class ImageFolderSource(FrameSource):
         self._closed = False
         # Refuse a folder of unreadable files now, before the show starts, not at the first frame.
         if not any(_read_image(p) is not None for p in self.files):
-            raise SourceError(f"none of the images in {self.name} could be read: check they are valid image files")
+            raise SourceError(f"none of the {len(self.files)} images in {self.name} could be read: check they are valid image files")
 
     def read(self) -> Frame | None:
         if self._closed:

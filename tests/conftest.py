@@ -8,6 +8,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 from jack import JackServer  # noqa: E402
+from osc_listener import OscListener  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -22,3 +23,11 @@ def jack_server():
         pytest.skip(f"MIDI tests need JACK: {error}")
     yield name
     server.stop()
+
+
+@pytest.fixture
+def osc():
+    """A real python-osc UDP server on 127.0.0.1 that records what it gets."""
+    listener = OscListener()
+    yield listener
+    listener.close()

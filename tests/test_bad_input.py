@@ -25,13 +25,6 @@ pytestmark = pytest.mark.jack
 TIMEOUT = 90  # seconds: far more than any case needs on a busy machine; a hang fails, it does not block
 
 
-@pytest.fixture
-def osc():
-    listener = OscListener()
-    yield listener
-    listener.close()
-
-
 def face_frame() -> np.ndarray:
     clip = cv2.VideoCapture(str(demo_clip_path()))
     ok, frame = clip.read()

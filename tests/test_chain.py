@@ -3,45 +3,19 @@ its virtual port read by a real JACK MIDI client, its OSC read by a real UDP ser
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
 import time
-import uuid
 
 import pytest
 
 from emobridge.labels import EMOTIONS
-from jack import JackReceiver, stuck_notes
-from osc_listener import OscListener
+from jack import stuck_notes
+from running import connect, emobridge, unique_port
 
 pytestmark = pytest.mark.jack
 MODES = {"major", "minor", "dorian", "phrygian", "lydian", "mixolydian", "harmonic_minor"}
-
-
-def emobridge(*args: str, **kwargs) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "emobridge.cli", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=dict(os.environ), **kwargs)
-
-
-def unique_port() -> str:
-    return f"emobridge-{uuid.uuid4().hex[:6]}"
-
-
-def connect(port: str, daemon: subprocess.Popen) -> JackReceiver:
-    try:
-        return JackReceiver(port, timeout=30)
-    except TimeoutError:
-        daemon.kill()
-        pytest.fail(f"the daemon's port never appeared; it said: {daemon.communicate()[1][-2000:]}")
-
-
-@pytest.fixture
-def osc():
-    listener = OscListener()
-    yield listener
-    listener.close()
 
 
 def test_demo_plays_on_a_jack_port_and_sigterm_mid_note_releases_everything(jack_server):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -22,25 +21,12 @@ import rtmidi
 from emobridge.demo import demo_clip_path
 from jack import JackReceiver, stuck_notes
 from osc_listener import OscListener
-from test_chain import connect, emobridge, unique_port
+from running import connect, emobridge, fixed_tempo_mapping, free_udp_port, note_ons_since, unique_port, wait_until
 
 pytestmark = pytest.mark.jack
 
 
 # --- helpers -------------------------------------------------------------------
-def wait_until(predicate, timeout: float, step: float = 0.05) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(step)
-    return bool(predicate())
-
-
-def note_ons_since(receiver: JackReceiver, t: float) -> list:
-    return [m for m in receiver.snapshot() if m.is_note_on and m.time >= t]
-
-
 def osc_since(listener: OscListener, mark: int, address: str) -> list[tuple]:
     with listener.lock:
         return [args for a, args in listener.messages[mark:] if a == address]
@@ -91,12 +77,6 @@ def face_images(folder: Path, count: int = 3) -> Path:
     return folder
 
 
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class PortWatcher:
     """Polls the JACK graph every few milliseconds and remembers whether a port named *name* ever appeared."""
 
@@ -118,13 +98,6 @@ class PortWatcher:
         self.thread.join(timeout=2)
         self.client.delete()
         return self.seen
-
-
-@pytest.fixture
-def osc():
-    listener = OscListener()
-    yield listener
-    listener.close()
 
 
 def one_line_error(err: str) -> str:
@@ -255,13 +228,6 @@ def test_osc_target_that_refuses_does_not_stop_the_music(jack_server, osc):
 
 
 # --- (d) the mapping file deleted or made invalid while running --------------------
-def fixed_tempo_mapping(bpm: int) -> str:
-    lines = ["transition: {tempo_glide_beats: 0}", "emotions:"]
-    for emotion in ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"):
-        lines.append(f"  {emotion}: {{tempo: [{bpm}, {bpm}]}}")
-    return "\n".join(lines) + "\n"
-
-
 def test_mapping_deleted_or_garbled_while_running_keeps_playing(jack_server, osc, tmp_path):
     """Deleted: the previous mapping keeps playing and the log says the file is missing (once). Replaced by
     binary garbage, then by a folder of the same name: still playing. Restored: the new content plays."""

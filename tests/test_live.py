@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import signal
-import socket
 import statistics
 import time
 
@@ -11,37 +10,10 @@ import pytest
 from pythonosc.udp_client import SimpleUDPClient
 
 from emobridge.demo import demo_clip_path
-from jack import JackReceiver, stuck_notes
-from osc_listener import OscListener
-from test_chain import connect, emobridge, unique_port
+from jack import stuck_notes
+from running import connect, emobridge, fixed_tempo_mapping, free_udp_port, note_ons_since, unique_port, wait_until
 
 pytestmark = pytest.mark.jack
-
-
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_until(predicate, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return False
-
-
-def note_ons_since(receiver: JackReceiver, t: float):
-    return [m for m in receiver.snapshot() if m.is_note_on and m.time >= t]
-
-
-@pytest.fixture
-def osc():
-    listener = OscListener()
-    yield listener
-    listener.close()
 
 
 def test_control_surface_drives_the_music(jack_server, osc):
@@ -93,13 +65,6 @@ def test_control_surface_drives_the_music(jack_server, osc):
         if daemon.poll() is None:
             daemon.kill()
         daemon.communicate()
-
-
-def fixed_tempo_mapping(bpm: int) -> str:
-    lines = ["transition: {tempo_glide_beats: 0}", "emotions:"]
-    for emotion in ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"):
-        lines.append(f"  {emotion}: {{tempo: [{bpm}, {bpm}]}}")
-    return "\n".join(lines) + "\n"
 
 
 def test_mapping_hot_reload_keeps_playing_through_a_bad_edit(jack_server, osc, tmp_path):

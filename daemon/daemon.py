@@ -83,6 +83,7 @@ class Daemon:
         self.reload_now = threading.Event()
         self.mapping_missing = False
         self.warn = LogLimiter(log, 5.0)
+        self.frame_errors: set[str] = set()
         self.player = Player(self.composer, self.midi, self.music_state, on_bar=self._on_bar,
                              midi_clock=config.midi_clock, speed=config.speed)
         if config.link:
@@ -150,8 +151,12 @@ class Daemon:
         try:
             result = self.perception.process(image, time.monotonic())
         except Exception as error:  # a bad frame must not silence the show
-            self.warn("skipping a frame that could not be processed (%s: %s)", type(error).__name__, error)
-            log.debug("perception failure", exc_info=True)
+            kind = type(error).__name__
+            if kind not in self.frame_errors:  # the first of a kind with its traceback, then one line now and then
+                self.frame_errors.add(kind)
+                log.exception("perception failed on a frame; skipping it and going on")
+            else:
+                self.warn("skipping a frame that could not be processed (%s: %s)", kind, error)
             return
         self._publish(result.state)
         self._send_controls()

@@ -52,8 +52,8 @@ CC_SOURCES: dict[str, tuple[float, float]] = {
 PRESET_NAME = re.compile(r"[A-Za-z0-9_-]+")
 _NOTE_SPELLING = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
 _EMOTION_REQUIRED = _EMOTION_KEYS[:7]
-_PART_KEYS = ("channel", "enabled", "octave", "velocity_scale", "articulation", "program")
-_DRUM_KEYS = ("channel", "enabled", "velocity_scale", "program")  # drum notes are fixed GM sounds: no octave
+_PART_KEYS = ("channel", "enabled", "octave", "velocity_scale", "articulation", "program", "bank")
+_DRUM_KEYS = ("channel", "enabled", "velocity_scale", "program", "bank")  # drum notes are fixed GM sounds: no octave
 
 # What a part is when a stand-alone file (extends: none) leaves it out; channels as musicians count.
 _PART_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -135,6 +135,7 @@ class PartConfig:
     velocity_scale: float     # multiplies the emotion's velocities, so parts sit in a balance
     program: int | None       # GM program 0-127 sent before the first note (the YAML counts 1-128); None: leave it
     articulation: float = 1.0  # multiplies the emotion's articulation (never past the next onset); drums: 1
+    bank: int | None = None    # bank 0-16383 selected (CC 0 + CC 32) before the program; None: leave it
 
 
 @dataclass(frozen=True)
@@ -267,6 +268,7 @@ def describe_mapping(mapping: Mapping) -> str:
         if config.name != "drums":
             entry["articulation"] = _number(config.articulation)
         entry["program"] = None if config.program is None else config.program + 1
+        entry["bank"] = config.bank
         return entry
 
     def control(spec: ControlSpec) -> dict[str, Any]:
@@ -497,7 +499,7 @@ class _Builder:
         raw = self.table(raw, path, allowed)
         self.keys(raw, path, f"{path}.", allowed, [])
         value = {**_PART_DEFAULTS[name], **raw}
-        program = value["program"]
+        program, bank = value["program"], value.get("bank")
         return PartConfig(
             name=name,
             channel=self.integer(value["channel"], f"{path}.channel", 1, 16) - 1,
@@ -508,6 +510,7 @@ class _Builder:
             program=None if program is None else self.integer(program, f"{path}.program", 1, 128) - 1,
             articulation=self.number(value.get("articulation", 1.0), f"{path}.articulation", 0.1, 4.0,
                                      "a factor from 0.1 to 4 on the emotion's articulation"),
+            bank=None if bank is None else self.integer(bank, f"{path}.bank", 0, 16383),
         )
 
     def check_registers(self, parts: tuple[PartConfig, ...], emotions: dict[str, EmotionStyle]) -> None:

@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 PULSES_PER_BEAT = 24
 TIMING_CLOCK, START, STOP, SONG_POSITION = 0xF8, 0xFA, 0xFC, 0xF2
+BANK_SELECT_MSB, BANK_SELECT_LSB = 0, 32
 # Same-beat order: clock pulse, then note-offs, then note-ons (a repeated key is released before it sounds again).
 CLOCK, OFF, ON = 0, 1, 2
 
@@ -86,6 +87,9 @@ class Player:
 
     def _send_programs(self) -> None:
         for part in self.composer.mapping.enabled_parts():
+            if part.bank is not None:  # bank select takes effect with the next program change
+                self.midi.control_change(part.channel, BANK_SELECT_MSB, part.bank >> 7)
+                self.midi.control_change(part.channel, BANK_SELECT_LSB, part.bank & 0x7F)
             if part.program is not None:
                 self.midi.program_change(part.channel, part.program)
 

@@ -34,14 +34,16 @@ def test_demo_plays_on_a_jack_port_and_sigterm_mid_note_releases_everything(jack
             time.sleep(0.005)
         assert held, "never caught a sounding note to interrupt"
         assert len(channels) >= 2
+        signalled = time.monotonic()
         daemon.send_signal(signal.SIGTERM)  # mid-note: `held` notes are sounding right now
         assert daemon.wait(timeout=10) == 0
         time.sleep(0.3)
         messages = receiver.snapshot()
         assert stuck_notes(messages) == {}, "a note was left without its note-off"
         used = {m.channel for m in messages if m.is_note_on}
-        all_off = {m.channel for m in messages if m.kind == 0xB0 and m.message[1] == 123}
-        assert used <= all_off, "all-notes-off missing on a channel that played"
+        all_off = [m for m in messages if m.kind == 0xB0 and m.message[1] == 123]
+        assert used <= {m.channel for m in all_off}, "all-notes-off missing on a channel that played"
+        assert max(m.time for m in all_off) - signalled < 0.1, "silence took longer than 100 ms after SIGTERM"
         receiver.close()
     finally:
         if daemon.poll() is None:

@@ -7,8 +7,10 @@ still releases every note.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -366,3 +368,47 @@ def test_second_instance_with_the_same_port_name_is_refused(jack_server):
         receiver.close()
     finally:
         kill(first)
+
+
+# --- the control server under a fuzz, inside the running daemon ---------------------
+def test_a_fuzzed_control_port_leaves_the_show_playing(jack_server, osc):
+    import random
+
+    from pythonosc.udp_client import SimpleUDPClient
+
+    port, control = unique_port(), free_udp_port()
+    daemon = emobridge("run", "--video", str(demo_clip_path()), "--loop", "--midi-backend", "jack", "--midi-port", port,
+                       "--osc", osc.target, "--control", f"127.0.0.1:{control}")
+    try:
+        receiver = connect(port, daemon)
+        assert receiver.wait_for(lambda m: m.is_note_on, timeout=20)
+        rng = random.Random(7)
+        valid = SimpleUDPClient("127.0.0.1", control)
+        with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_DGRAM)) as sock:
+            send = lambda data: sock.sendto(data, ("127.0.0.1", control))  # noqa: E731
+            for i in range(10_000):
+                kind = i % 4
+                if kind == 0:
+                    send(rng.randbytes(rng.randrange(0, 200)))                     # noise
+                elif kind == 1:
+                    send(b"/emobridge/control/" + rng.randbytes(12) + b"\0\0\0\0,f\0\0")  # bad address
+                elif kind == 2:
+                    send(b"#bundle\0" + rng.randbytes(8) + (rng.randrange(-5, 400)).to_bytes(4, "big", signed=True))
+                else:
+                    send(b"/emobridge/control/volume\0\0\0,s\0\0loud\0\0\0\0")   # wrong type
+        after = time.monotonic()
+
+        def forced_sad() -> bool:  # UDP may drop a datagram behind a flood: ask again until it lands
+            valid.send_message("/emobridge/control/force", "sad")
+            return wait_until(lambda: osc.received("/emobridge/mode")[-1:] == [("minor",)], 2.0)
+        assert wait_until(forced_sad, 60, step=0), "the control server stopped answering after the fuzz"
+        assert wait_until(lambda: note_ons_since(receiver, after), 10), "the music stopped after the fuzz"
+        status, err = stop(daemon)
+        assert status == 0
+        assert len(err.splitlines()) < 80, f"the log flooded: {len(err.splitlines())} lines"
+        assert "Traceback" not in err
+        receiver.close()
+    finally:
+        if daemon.poll() is None:
+            kill(daemon)
+

@@ -21,6 +21,7 @@ humanize: {timing_ms: 0, velocity: 0}
 transition: {tempo_glide_beats: 0}
 parts:
   melody: {program: 12}
+  bass: {program: 34, bank: 130}
 """
 
 
@@ -67,8 +68,9 @@ def test_notes_land_on_the_composers_grid(jack_server):
 def test_program_changes_go_out_before_the_first_note(jack_server):
     _, messages = play(0.5)
     first_note = next(i for i, m in enumerate(messages) if m.is_note_on)
-    programs = [m.message for m in messages[:first_note] if m.kind == 0xC0]
-    assert programs == [(0xC0, 11)]  # program 12 as musicians count, 11 on the wire
+    setup = [m.message for m in messages[:first_note] if m.kind in (0xB0, 0xC0)]
+    # program 12 as musicians count is 11 on the wire; bank 130 is MSB 1, LSB 2, before its program
+    assert setup == [(0xC0, 11), (0xB2, 0, 1), (0xB2, 32, 2), (0xC2, 33)]
 
 
 def test_stopping_mid_bar_releases_every_note(jack_server):
@@ -114,3 +116,35 @@ def test_midi_clock_pulses_are_evenly_spaced_at_the_tempo(jack_server):
     # JACK moves MIDI once per process cycle, so a pulse can land up to one period late; no more.
     errors = sorted(abs(g - expected) for g in gaps)
     assert errors[int(0.95 * len(errors))] <= jack_period() + 0.001
+
+
+class FlakyComposer(Composer):
+    """The real composer, failing on every third bar: the player must keep the show going."""
+
+    def next_bar(self, state):
+        self.calls = getattr(self, "calls", 0) + 1
+        if self.calls % 3 == 0:
+            raise RuntimeError("composer bug")
+        return super().next_bar(state)
+
+
+def test_a_failing_composer_costs_a_silent_bar_not_the_show(jack_server, caplog):
+    name = f"flaky-{uuid.uuid4().hex[:6]}"
+    midi = MidiOut(name, backend="jack")
+    receiver = JackReceiver(name)
+    composer = FlakyComposer(parse_mapping(GRID, "grid.yaml"), seed=3)
+    bars = []
+    player = Player(composer, midi, lambda: EmotionState.fixed("angry"), on_bar=bars.append)  # ~1.5 s bars
+    stop = threading.Event()
+    thread = threading.Thread(target=player.run, args=(stop,))
+    thread.start()
+    assert receiver.wait_for(lambda m: m.is_note_on, timeout=5)
+    time.sleep(60 / bars[0].params.tempo * 4 * 4)  # four bars: at least one failure and bars after it
+    stop.set()
+    thread.join(timeout=5)
+    receiver.close()
+    midi.close()
+    assert composer.calls >= 4
+    first_silent = next(i for i, b in enumerate(bars) if not b.events)
+    assert any(b.events for b in bars[first_silent + 1:]), "the music did not come back after the failure"
+    assert "composer failed" in caplog.text and "composer bug" in caplog.text  # logged with its traceback

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +20,7 @@ from emobridge.steadiness import (
     score_clips,
 )
 
-FER_VAL = Path("/tmp/fer2013/val")
+FER_VAL = Path(os.environ.get("EMOBRIDGE_FER_VAL", "/tmp/fer2013/val"))  # CI unpacks ../shared/data there
 
 
 def test_place_face_puts_an_upscaled_face_in_a_640x480_frame():
@@ -81,7 +82,7 @@ def test_a_switch_never_followed_counts_as_not_followed():
     assert result.to_json()["meets_targets"] is False
 
 
-@pytest.mark.skipif(not FER_VAL.is_dir(), reason="needs the FER2013 val faces in /tmp/fer2013/val")
+@pytest.mark.skipif(not FER_VAL.is_dir(), reason="needs the FER2013 val faces ($EMOBRIDGE_FER_VAL or /tmp/fer2013/val)")
 def test_real_chain_on_clips_from_fer_val_gives_finite_figures():
     from emobridge.emotion import EmotionClassifier
 

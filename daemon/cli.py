@@ -93,10 +93,13 @@ def cmd_check_mapping(args: argparse.Namespace) -> int:
 
 # --- model tools ---------------------------------------------------------------
 def cmd_train(args: argparse.Namespace) -> int:
+    from .train.__main__ import run
+
     try:
-        from .train.__main__ import run
+        import torch  # noqa: F401
+        import onnx  # noqa: F401
     except ImportError as error:
-        raise UserError(f"training needs PyTorch ({error.name} is missing): pip install 'emobridge[train]'") from None
+        raise UserError(f"training needs PyTorch and onnx ({error.name} is missing): pip install 'emobridge[train]'") from None
     return run(args)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import fields
 
-from .trainer import TrainConfig, Trainer
+from .config import TrainConfig
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,6 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from .trainer import Trainer  # torch is needed from here on only
+
     cfg = TrainConfig(data=args.data, out=args.out, workdir=args.workdir, epochs=args.epochs, batch_size=args.batch_size,
                       lr=args.lr, widths=tuple(int(w) for w in args.widths.split(",")), seed=args.seed,
                       device=args.device, threads=args.threads)

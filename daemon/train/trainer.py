@@ -12,7 +12,7 @@ import json
 import math
 import random
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -24,27 +24,10 @@ from ..datasets import FaceSet, load_split
 from ..labels import EMOTIONS
 from ..metrics import evaluate
 from ..model_info import ModelInfo
+from .config import TrainConfig
 from .model import EmotionNet
 
 MEAN, STD = 0.5, 0.25
-
-
-@dataclass
-class TrainConfig:
-    data: str
-    out: str
-    workdir: str = "runs/emotion"
-    epochs: int = 40
-    batch_size: int = 128
-    lr: float = 3e-3
-    weight_decay: float = 5e-4
-    label_smoothing: float = 0.1
-    widths: tuple[int, ...] = (32, 48, 96, 192)
-    dropout: float = 0.3
-    ema_decay: float = 0.998
-    seed: int = 1
-    device: str = "auto"
-    threads: int = 0
 
 
 def seed_everything(seed: int) -> None:

@@ -1,0 +1,23 @@
+"""Training settings, importable without torch (the CLI builds its options from them)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class TrainConfig:
+    data: str
+    out: str
+    workdir: str = "runs/emotion"
+    epochs: int = 40
+    batch_size: int = 128
+    lr: float = 3e-3
+    weight_decay: float = 5e-4
+    label_smoothing: float = 0.1
+    widths: tuple[int, ...] = (32, 48, 96, 192)
+    dropout: float = 0.3
+    ema_decay: float = 0.998
+    seed: int = 1
+    device: str = "auto"
+    threads: int = 0

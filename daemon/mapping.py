@@ -167,6 +167,9 @@ class Mapping:
         return next(part for part in self.parts if part.name == name)
 
 
+MAX_FILE_BYTES = 1_000_000
+
+
 def load_mapping(path: str | Path | None = None) -> Mapping:
     """Read and check a mapping file or preset; ``None`` (or ``"default"``) gives the packaged default.
 
@@ -176,6 +179,9 @@ def load_mapping(path: str | Path | None = None) -> Mapping:
         return parse_mapping(default_mapping_text(), DEFAULT_SOURCE)
     resolved, source = mapping_path(path), str(path)
     try:
+        size = resolved.stat().st_size
+        if size > MAX_FILE_BYTES:  # a mapping is a few kB; parsing megabytes of YAML would stall a reload
+            raise MappingError(source, "(file)", f"is {size / 1e6:.1f} MB", f"a mapping file under {MAX_FILE_BYTES // 1000} kB")
         text = resolved.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
         raise MappingError(source, "(file)", f"cannot be read ({error})", "a readable UTF-8 YAML file") from None

@@ -168,3 +168,15 @@ def test_bad_osc_target_in_the_mapping_names_the_entry():
     with pytest.raises(MappingError) as error:
         parse_mapping("osc:\n  - {preset: cubase}\n", "live.yaml")
     assert "live.yaml" in str(error.value) and "osc[0]" in str(error.value)
+
+
+def test_a_huge_file_is_refused_quickly(tmp_path):
+    import time
+
+    huge = tmp_path / "huge.yaml"
+    huge.write_text("# padding\n" * 300_000 + "key: C\n")  # 3 MB of comments
+    started = time.monotonic()
+    with pytest.raises(MappingError) as error:
+        load_mapping(huge)
+    assert "huge.yaml" in str(error.value) and "MB" in str(error.value)
+    assert time.monotonic() - started < 5

@@ -5,13 +5,18 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from . import __version__
 from .labels import EMOTIONS
+
+if TYPE_CHECKING:  # the daemon pulls in OpenCV and onnxruntime: only load it to run
+    from .daemon import RunConfig
 
 log = logging.getLogger("emobridge")
 
@@ -40,24 +45,60 @@ def add_output_options(p: argparse.ArgumentParser) -> None:
 
 
 def parse_camera(text: str) -> int | str:
+    """An index stays a number; a path or a camera name stays text (sources.py tells them apart)."""
     return int(text) if text.isdigit() else text
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    from .daemon import Daemon, RunConfig
+SIZE_FORM = re.compile(r"(\d+)[xX](\d+)")
+MAX_SIDE = 16384  # pixels: beyond any camera, so a typo like 12800x720 is caught here
+MIN_FPS, MAX_FPS = 0.5, 1000.0  # the range sources.py accepts for files and folders
 
-    config = RunConfig(camera=args.camera, video=args.video, images=args.images, loop=args.loop, fast=args.fast,
-                       mapping=args.mapping, model=args.model, midi_backend=args.midi_backend, midi_port=args.midi_port,
-                       midi_connect=args.midi_connect, osc=args.osc, osc_prefix=args.osc_prefix, control=args.control,
-                       link=args.link, midi_clock=args.midi_clock, speed=args.speed, record=args.record,
-                       seed=args.seed)
-    return Daemon(config).run()
+
+def parse_size(text: str) -> tuple[int, int]:
+    """--size 1280x720 → (1280, 720); anything else is an argparse error naming the option."""
+    match = SIZE_FORM.fullmatch(text.strip())
+    if match is None:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT in pixels, e.g. 1280x720; got {text!r}")
+    width, height = int(match[1]), int(match[2])
+    if not (1 <= width <= MAX_SIDE and 1 <= height <= MAX_SIDE):
+        raise argparse.ArgumentTypeError(f"width and height must be 1 to {MAX_SIDE} pixels, e.g. 1280x720; got {text!r}")
+    return width, height
+
+
+def parse_fps(text: str) -> float:
+    """--fps 30 or 12.5, checked here so a typo fails before a model loads or a port opens."""
+    try:
+        fps = float(text)
+    except ValueError:
+        fps = float("nan")
+    if not MIN_FPS <= fps <= MAX_FPS:  # also refuses nan and inf
+        raise argparse.ArgumentTypeError(f"expected frames per second from {MIN_FPS:g} to {MAX_FPS:g}, e.g. 30; got {text!r}")
+    return fps
+
+
+def run_config_from_args(args: argparse.Namespace) -> RunConfig:
+    """The RunConfig that ``run`` (and ``demo``) parsed options describe."""
+    from .daemon import RunConfig
+
+    return RunConfig(camera=args.camera, video=args.video, images=args.images, loop=args.loop, fast=args.fast,
+                     size=args.size, fps=args.fps,
+                     mapping=args.mapping, model=args.model, midi_backend=args.midi_backend, midi_port=args.midi_port,
+                     midi_connect=args.midi_connect, osc=args.osc, osc_prefix=args.osc_prefix, control=args.control,
+                     link=args.link, midi_clock=args.midi_clock, speed=args.speed, record=args.record,
+                     seed=args.seed)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .daemon import Daemon
+
+    return Daemon(run_config_from_args(args)).run()
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import demo_clip_path
 
     args.camera, args.images, args.loop, args.video = None, None, False, str(demo_clip_path())
+    args.size, args.fps = None, None  # the clip plays at its own size and rate
     return cmd_run(args)
 
 
@@ -218,10 +259,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="watch the camera (or a file) and play")
     source = run.add_mutually_exclusive_group()
-    source.add_argument("--camera", type=parse_camera, default=0, help="camera index or device path (default: 0)")
+    source.add_argument("--camera", type=parse_camera, default=0, metavar="N|PATH|NAME",
+                        help="camera index, device path, or (Linux) name or part of it, e.g. C920; "
+                             "'emobridge cameras' lists them (default: 0)")
     source.add_argument("--video", help="a video file instead of the camera")
     source.add_argument("--images", help="a folder of images instead of the camera")
     run.add_argument("--loop", action="store_true", help="start a file again when it ends")
+    run.add_argument("--size", type=parse_size, metavar="WxH",
+                     help="ask the camera for this picture size, e.g. 1280x720 (it picks its nearest mode; "
+                          "files keep their own size)")
+    run.add_argument("--fps", type=parse_fps, metavar="N",
+                     help="camera: ask for this frame rate; --video: play at this rate instead of the file's own; "
+                          "--images: show this many images a second (default 10)")
     add_output_options(run)
     run.set_defaults(func=cmd_run)
 

@@ -40,6 +40,8 @@ class RunConfig:
     images: str | None = None
     loop: bool = False
     fast: bool = False
+    size: tuple[int, int] | None = None  # camera picture size to ask for (width, height); files keep theirs
+    fps: float | None = None  # camera rate to ask for, a video's rate override, or an image folder's rate (default 10)
     mapping: str | None = None
     model: str | None = None
     midi_backend: str = "auto"
@@ -100,7 +102,7 @@ class Daemon:
     def _open_source(self) -> FrameSource:
         c = self.config
         camera = None if (c.video or c.images) else c.camera
-        return open_source(camera=camera, video=c.video, images=c.images, loop=c.loop)
+        return open_source(camera=camera, video=c.video, images=c.images, loop=c.loop, fps=c.fps, size=c.size)
 
     # --- threads -------------------------------------------------------------
     def _perceive(self) -> None:

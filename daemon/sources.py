@@ -32,9 +32,12 @@ __all__ = [
     "SourceError",
     "VideoFileSource",
     "CameraInfo",
+    "camera_names",
     "list_cameras",
     "open_source",
     "paced",
+    "resolve_camera",
+    "resolve_camera_name",
     "to_bgr",
 ]
 
@@ -46,6 +49,9 @@ IMAGE_EXTENSIONS = frozenset(
 
 # Used when a file claims no (or an absurd) frame rate.
 DEFAULT_FPS = 30.0
+
+# Where Linux lists its V4L2 devices, each with the name its driver gives it.
+V4L2_SYSFS = Path("/sys/class/video4linux")
 
 
 class SourceError(RuntimeError):
@@ -152,10 +158,14 @@ class FrameSource(ABC):
 
 
 class CameraSource(FrameSource):
-    """A webcam by index (0, 1, ...) or device path (/dev/video2).
+    """A webcam by index (0, 1, ...), device path (/dev/video2) or name (Linux).
 
+    A name ("C920", "HD Pro Webcam C920") is looked up with :func:`resolve_camera`;
+    of the nodes that carry it, the first that gives a picture is used (a
+    webcam's metadata node has the same name but no picture).
     size and fps are requests: the driver picks the nearest mode it has, and
     ``fps`` afterwards says what it reports.
+    sysfs_root: where Linux lists its cameras (tests point it at a fake tree).
     """
 
     live = True
@@ -168,6 +178,7 @@ class CameraSource(FrameSource):
         camera: int | str = 0,
         size: tuple[int, int] | None = None,
         fps: float | None = None,
+        sysfs_root: Path = V4L2_SYSFS,
     ) -> None:
         if isinstance(camera, str) and camera.strip().isdigit():
             camera = int(camera)  # "0" from a command line means index 0
@@ -175,37 +186,59 @@ class CameraSource(FrameSource):
         self.name = f"camera {camera}"
         self._index = 0
         self._misses = 0
-        with _quiet_opencv():
-            if isinstance(camera, str) and sys.platform.startswith("linux"):
-                # A device path: ask V4L2 directly, or OpenCV also tries it
-                # as a file through FFmpeg, which prints its own error.
-                self._cap = cv2.VideoCapture(camera, cv2.CAP_V4L2)
-            else:
-                self._cap = cv2.VideoCapture(camera)
-            if not self._cap.isOpened():
-                self._cap.release()
-                raise SourceError(
-                    f"{self.name} could not be opened: check it is plugged in and not used "
-                    "by another app, or use --video FILE"
-                )
-            if size is not None:
-                self._cap.set(cv2.CAP_PROP_FRAME_WIDTH, float(size[0]))
-                self._cap.set(cv2.CAP_PROP_FRAME_HEIGHT, float(size[1]))
-            if fps is not None:
-                self._cap.set(cv2.CAP_PROP_FPS, float(fps))
-            # Some device nodes open but never give a picture (e.g. the
-            # metadata node beside each real webcam on Linux); find out now.
-            ok, image = self._cap.read()
-        if not ok or image is None:
-            self._cap.release()
-            raise SourceError(
-                f"{self.name} opened but gives no picture: it may be a metadata node or "
-                "in use elsewhere; try another camera index, or use --video FILE"
-            )
+        self._cap: cv2.VideoCapture | None = None
+        names = camera_names(sysfs_root) if _is_camera_name(camera) else {}
+        first_error: SourceError | None = None
+        for candidate in resolve_camera(camera, sysfs_root=sysfs_root):
+            # Name the node in messages, so a user with two same-named cameras sees which one.
+            label = f'camera "{names[candidate]}" ({candidate})' if candidate in names else f"camera {candidate}"
+            try:
+                self._cap, image = self._open(candidate, label, size, fps)
+            except SourceError as error:
+                first_error = first_error or error  # the lowest node is the likely webcam: its reason counts
+                continue
+            self.name = label
+            break
+        if self._cap is None:
+            raise first_error or SourceError(f"{self.name} could not be opened")
         self._t0 = time.monotonic()
         self._first: np.ndarray | None = image
         reported = self._cap.get(cv2.CAP_PROP_FPS)
         self.fps = reported if _sane_fps(reported) else float(fps or DEFAULT_FPS)
+
+    @staticmethod
+    def _open(
+        camera: int | str, label: str, size: tuple[int, int] | None, fps: float | None
+    ) -> tuple[cv2.VideoCapture, np.ndarray]:
+        """Open one device and read its first picture, or raise a SourceError naming ``label``."""
+        with _quiet_opencv():
+            if isinstance(camera, str) and sys.platform.startswith("linux"):
+                # A device path: ask V4L2 directly, or OpenCV also tries it
+                # as a file through FFmpeg, which prints its own error.
+                cap = cv2.VideoCapture(camera, cv2.CAP_V4L2)
+            else:
+                cap = cv2.VideoCapture(camera)
+            if not cap.isOpened():
+                cap.release()
+                raise SourceError(
+                    f"{label} could not be opened: check it is plugged in and not used "
+                    "by another app, or use --video FILE"
+                )
+            if size is not None:
+                cap.set(cv2.CAP_PROP_FRAME_WIDTH, float(size[0]))
+                cap.set(cv2.CAP_PROP_FRAME_HEIGHT, float(size[1]))
+            if fps is not None:
+                cap.set(cv2.CAP_PROP_FPS, float(fps))
+            # Some device nodes open but never give a picture (e.g. the
+            # metadata node beside each real webcam on Linux); find out now.
+            ok, image = cap.read()
+        if not ok or image is None:
+            cap.release()
+            raise SourceError(
+                f"{label} opened but gives no picture: it may be a metadata node or "
+                "in use elsewhere; try another camera index, or use --video FILE"
+            )
+        return cap, image
 
     def read(self) -> Frame | None:
         if self._cap is None:
@@ -466,6 +499,86 @@ def paced(
         yield frame
 
 
+# ------------------------------------------------------------ camera names
+
+def _is_camera_name(camera: int | str) -> bool:
+    """True for "C920", False for 0, "0", "/dev/video2" or an existing file.
+
+    Anything with a slash counts as a path (or URL), so a device that is not
+    there now still gets "could not be opened" rather than "no camera named".
+    """
+    if not isinstance(camera, str):
+        return False
+    text = camera.strip()
+    return bool(text) and not text.isdigit() and not any(c in text for c in "/\\") and not Path(text).exists()
+
+
+def _quoted(names: list[str]) -> str:
+    return ", ".join(f'"{name}"' for name in names)
+
+
+def camera_names(sysfs_root: Path = V4L2_SYSFS) -> dict[str, str]:
+    """Each V4L2 device path and the name its driver gives it, in node order.
+
+    {"/dev/video0": "HD Pro Webcam C920", "/dev/video1": "HD Pro Webcam C920", ...};
+    empty where there is no such folder (macOS, Windows, a machine without cameras).
+    """
+    try:
+        nodes = sorted(sysfs_root.glob("video*"), key=_natural_key)
+    except OSError:
+        return {}
+    names: dict[str, str] = {}
+    for node in nodes:
+        try:
+            name = (node / "name").read_text(encoding="utf-8", errors="replace").strip()
+        except OSError:  # a node unplugged while we look
+            continue
+        if name:
+            names[f"/dev/{node.name}"] = name
+    return names
+
+
+def resolve_camera_name(name: str, sysfs_root: Path = V4L2_SYSFS) -> list[str]:
+    """The device paths of the camera called ``name``, lowest node first.
+
+    Case-insensitive: an exact name wins; otherwise the name must be part of
+    exactly one camera's name. A webcam often has two nodes with one name
+    (picture and metadata); all are returned, for the caller to try in order.
+    Raises SourceError when no camera, or more than one, fits.
+    """
+    nodes = camera_names(sysfs_root)
+    wanted = name.strip().casefold()
+    exact = [path for path, found in nodes.items() if found.casefold() == wanted]
+    if exact:
+        return exact
+    fits = list(dict.fromkeys(found for found in nodes.values() if wanted and wanted in found.casefold()))
+    if len(fits) == 1:
+        return [path for path, found in nodes.items() if found == fits[0]]
+    if fits:
+        raise SourceError(
+            f'camera name "{name}" fits several cameras ({_quoted(fits)}): give more of the name, '
+            "or an index from 'emobridge cameras'"
+        )
+    known = list(dict.fromkeys(nodes.values()))
+    there = f"cameras here: {_quoted(known)}" if known else "no cameras found"
+    raise SourceError(f"no camera named \"{name}\" ({there}): see 'emobridge cameras'")
+
+
+def resolve_camera(
+    camera: int | str, platform: str = sys.platform, sysfs_root: Path = V4L2_SYSFS
+) -> list[int | str]:
+    """What to try opening for ``--camera``: the index or path itself, or the nodes a name resolves to."""
+    if not _is_camera_name(camera):
+        return [camera]
+    if not platform.startswith("linux"):
+        # OpenCV on macOS and Windows opens cameras by index only and cannot tell their names.
+        raise SourceError(
+            f'camera names like "{camera}" work only on Linux: use an index from \'emobridge cameras\' '
+            "(e.g. --camera 0)"
+        )
+    return list(resolve_camera_name(str(camera), sysfs_root))
+
+
 @dataclass(frozen=True)
 class CameraInfo:
     """A camera that opened and gave a picture: what to pass to ``--camera``, and its mode."""
@@ -475,23 +588,31 @@ class CameraInfo:
     height: int
     fps: float
     path: str | None = None  # /dev/videoN on Linux
+    name: str | None = None  # what the driver calls it (Linux), also accepted by --camera
 
     def describe(self) -> str:
-        where = f" ({self.path})" if self.path and self.path != self.camera else ""
+        details = []
+        if self.path and self.path != self.camera:
+            details.append(self.path)
+        if self.name:
+            details.append(f'"{self.name}"')
+        where = f" ({', '.join(details)})" if details else ""
         return f"--camera {self.camera}{where}: {self.width}x{self.height} at {self.fps:g} fps"
 
 
-def list_cameras(max_index: int = 10) -> list[CameraInfo]:
+def list_cameras(max_index: int = 10, sysfs_root: Path = V4L2_SYSFS) -> list[CameraInfo]:
     """The cameras that can be opened and give a picture now, quietly.
 
     On Linux every /dev/video* node is tried (the metadata nodes beside real webcams open
-    but give no picture, so they are left out); elsewhere indices 0..max_index-1. A camera
-    another app holds cannot be opened, so it is not listed.
+    but give no picture, so they are left out) and named from sysfs; elsewhere indices
+    0..max_index-1. A camera another app holds cannot be opened, so it is not listed.
     """
     found: list[CameraInfo] = []
+    names: dict[str, str] = {}
     if sys.platform.startswith("linux"):
         nodes = sorted(Path("/dev").glob("video*"), key=_natural_key)
         candidates: list[int | str] = [str(node) for node in nodes]
+        names = camera_names(sysfs_root)
     else:
         candidates = list(range(max_index))
     for candidate in candidates:
@@ -504,5 +625,5 @@ def list_cameras(max_index: int = 10) -> list[CameraInfo]:
             continue
         path = candidate if isinstance(candidate, str) else None
         index = int(path[len("/dev/video"):]) if path and path[len("/dev/video"):].isdigit() else candidate
-        found.append(CameraInfo(index, width, height, float(fps), path))
+        found.append(CameraInfo(index, width, height, float(fps), path, names.get(path or "")))
     return found

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from pathlib import Path
 
@@ -12,14 +13,18 @@ import pytest
 
 from emobridge.demo import demo_clip_path
 from emobridge.sources import (
+    CameraInfo,
     CameraSource,
     Frame,
     FrameSource,
     ImageFolderSource,
     SourceError,
     VideoFileSource,
+    camera_names,
     open_source,
     paced,
+    resolve_camera,
+    resolve_camera_name,
     to_bgr,
 )
 
@@ -180,6 +185,109 @@ def test_open_source_picks_one(tmp_path):
         assert src.fps == 4 and src.loop
     with pytest.raises(ValueError, match="video and images"):
         open_source(video=video, images=tmp_path)
+
+
+def test_open_source_images_fps_sets_frame_times(tmp_path):
+    # What `emobridge run --images DIR --fps 20` plays: one image every 1/20 s of media time.
+    for i in range(4):
+        _png(tmp_path / f"f{i}.png", np.full((8, 8), 40 * i, np.uint8))
+    with open_source(images=tmp_path, fps=20) as src:
+        times = [frame.time for frame in src]
+    assert times == pytest.approx([0.0, 0.05, 0.10, 0.15])
+
+
+# ---------------------------------------------------------------- camera names
+
+def fake_sysfs(root: Path, names: dict[str, str]) -> Path:
+    """A /sys/class/video4linux look-alike: root/videoN/name holding each driver's name."""
+    root.mkdir()
+    for node, name in names.items():
+        (root / node).mkdir()
+        (root / node / "name").write_text(name + "\n")
+    return root
+
+
+WEBCAMS = {
+    "video10": "USB Camera A",
+    "video0": "HD Pro Webcam C920",
+    "video1": "HD Pro Webcam C920",  # the C920's metadata node: same name, no picture
+    "video2": "USB Camera A",
+    "video3": "USB Camera B",
+}
+
+
+def test_camera_names_in_node_order(tmp_path):
+    names = camera_names(fake_sysfs(tmp_path / "v4l", WEBCAMS))
+    assert list(names) == ["/dev/video0", "/dev/video1", "/dev/video2", "/dev/video3", "/dev/video10"]
+    assert names["/dev/video0"] == "HD Pro Webcam C920"
+    assert camera_names(tmp_path / "absent") == {}
+
+
+@pytest.mark.parametrize("name, nodes", [
+    ("HD Pro Webcam C920", ["/dev/video0", "/dev/video1"]),  # exact: every node, lowest first
+    ("usb camera a", ["/dev/video2", "/dev/video10"]),       # any case; natural order, not video10 first
+    ("c920", ["/dev/video0", "/dev/video1"]),                # part of exactly one camera's name
+    ("  Camera B ", ["/dev/video3"]),
+])
+def test_resolve_camera_name(tmp_path, name, nodes):
+    assert resolve_camera_name(name, fake_sysfs(tmp_path / "v4l", WEBCAMS)) == nodes
+
+
+def test_exact_name_beats_a_longer_one_containing_it(tmp_path):
+    root = fake_sysfs(tmp_path / "v4l", {"video0": "Cam Pro", "video4": "Cam"})
+    assert resolve_camera_name("cam", root) == ["/dev/video4"]
+
+
+def test_ambiguous_camera_name_lists_the_candidates(tmp_path):
+    with pytest.raises(SourceError) as err:
+        resolve_camera_name("usb camera", fake_sysfs(tmp_path / "v4l", WEBCAMS))
+    message = str(err.value)
+    assert '"USB Camera A", "USB Camera B"' in message and "emobridge cameras" in message
+    assert "\n" not in message
+
+
+def test_unknown_camera_name_lists_the_names_there(tmp_path):
+    with pytest.raises(SourceError) as err:
+        resolve_camera_name("No Such Cam", fake_sysfs(tmp_path / "v4l", WEBCAMS))
+    assert str(err.value) == (
+        'no camera named "No Such Cam" (cameras here: "HD Pro Webcam C920", "USB Camera A", "USB Camera B"): '
+        "see 'emobridge cameras'"
+    )
+
+
+def test_unknown_camera_name_without_any_camera(tmp_path):
+    for root in (tmp_path / "absent", fake_sysfs(tmp_path / "empty", {})):
+        with pytest.raises(SourceError, match=r'no camera named "C920" \(no cameras found\)'):
+            resolve_camera_name("C920", root)
+
+
+def test_resolve_camera_passes_indices_and_paths_through(tmp_path):
+    root = fake_sysfs(tmp_path / "v4l", WEBCAMS)
+    assert resolve_camera(2, sysfs_root=root) == [2]
+    assert resolve_camera("/dev/video99", sysfs_root=root) == ["/dev/video99"]  # absent, but a path
+    assert resolve_camera("C920", platform="linux", sysfs_root=root) == ["/dev/video0", "/dev/video1"]
+
+
+@pytest.mark.parametrize("platform", ["darwin", "win32"])
+def test_camera_name_elsewhere_asks_for_an_index(tmp_path, platform):
+    with pytest.raises(SourceError) as err:
+        resolve_camera("C920", platform=platform, sysfs_root=fake_sysfs(tmp_path / "v4l", WEBCAMS))
+    assert "only on Linux" in str(err.value) and "emobridge cameras" in str(err.value)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="camera names are read from Linux sysfs")
+def test_camera_name_whose_nodes_do_not_open_names_the_first(tmp_path):
+    # Real OpenCV on nodes that sysfs lists but /dev lacks: every one is tried, the first reason is given.
+    root = fake_sysfs(tmp_path / "v4l", {"video98": "Ghost Cam", "video99": "Ghost Cam"})
+    with pytest.raises(SourceError) as err:
+        CameraSource("ghost", sysfs_root=root)
+    assert str(err.value).startswith('camera "Ghost Cam" (/dev/video98) could not be opened')
+
+
+def test_camera_info_shows_the_name():
+    c920 = CameraInfo(0, 640, 480, 30.0, "/dev/video0", "HD Pro Webcam C920")
+    assert c920.describe() == '--camera 0 (/dev/video0, "HD Pro Webcam C920"): 640x480 at 30 fps'
+    assert CameraInfo(1, 1280, 720, 29.97).describe() == "--camera 1: 1280x720 at 29.97 fps"
 
 
 # -------------------------------------------------------------------- pacing

@@ -21,3 +21,6 @@ class TrainConfig:
     seed: int = 1
     device: str = "auto"
     threads: int = 0
+    init: str = ""          # start from these weights (a best.pt or last.pt), e.g. to fine-tune with a new schedule
+    warmup: float = 0.15     # share of the steps spent rising to the peak learning rate
+    mixup: float = 0.0       # mixup alpha; 0 turns it off

@@ -107,10 +107,22 @@ class Trainer:
         self.ema = copy.deepcopy(self.model).eval()
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         steps = cfg.epochs * math.ceil(len(self.train_set) / cfg.batch_size)
-        self.scheduler = torch.optim.lr_scheduler.OneCycleLR(self.optimizer, max_lr=cfg.lr, total_steps=steps, pct_start=0.15)
+        self.scheduler = torch.optim.lr_scheduler.OneCycleLR(self.optimizer, max_lr=cfg.lr, total_steps=steps,
+                                                             pct_start=cfg.warmup)
         self.generator = torch.Generator(device=self.device).manual_seed(cfg.seed)
         self.epoch = 0
         self.best_accuracy = -1.0
+        if cfg.init:
+            self.load_initial_weights(Path(cfg.init))
+
+    def load_initial_weights(self, path: Path) -> None:
+        state = torch.load(path, map_location=self.device, weights_only=False)
+        weights = state.get("weights") or state.get("model")
+        if weights is None:
+            raise ValueError(f"{path} holds no weights: give the best.pt or last.pt of an earlier training run")
+        self.model.load_state_dict(weights)
+        self.ema.load_state_dict(weights)
+        print(f"starting from the weights in {path}", flush=True)
 
     # --- checkpoints -------------------------------------------------------
     def save(self, path: Path) -> None:
@@ -153,8 +165,7 @@ class Trainer:
             idx = order[start:start + self.cfg.batch_size]
             x = augment(to_tensor(images[idx.numpy()], self.device), self.generator)
             y = labels[idx].to(self.device)
-            logits = self.model(x)
-            loss = F.cross_entropy(logits, y, label_smoothing=self.cfg.label_smoothing)
+            logits, loss = self.forward_loss(x, y)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
@@ -164,6 +175,19 @@ class Trainer:
             correct += int((logits.argmax(1) == y).sum())
             seen += len(idx)
         return total_loss / seen, correct / seen
+
+    def forward_loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        smoothing = self.cfg.label_smoothing
+        if self.cfg.mixup <= 0:
+            logits = self.model(x)
+            return logits, F.cross_entropy(logits, y, label_smoothing=smoothing)
+        # mixup: blend pairs of faces and their labels, a guard against FER2013's noisy labels
+        lam = float(np.random.beta(self.cfg.mixup, self.cfg.mixup))
+        perm = torch.randperm(len(y), generator=self.generator, device=x.device)
+        logits = self.model(lam * x + (1 - lam) * x[perm])
+        loss = lam * F.cross_entropy(logits, y, label_smoothing=smoothing) + \
+            (1 - lam) * F.cross_entropy(logits, y[perm], label_smoothing=smoothing)
+        return logits, loss
 
     @torch.no_grad()
     def update_ema(self) -> None:

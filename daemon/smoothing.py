@@ -16,6 +16,8 @@ from .labels import EMOTIONS, VALENCE_AROUSAL
 
 _VA = np.array([VALENCE_AROUSAL[name] for name in EMOTIONS], dtype=np.float64)
 NEUTRAL = EMOTIONS.index("neutral")
+NO_FACE_POLICIES = ("neutral", "hold", "fade_out")
+PRESENCE_RETURN = 0.5  # seconds for the music to come back to full level once a face is seen again
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,7 @@ class EmotionState:
     arousal: float
     face: bool
     time: float
+    presence: float = 1.0  # 0..1: the music's level under the no-face policy (fade_out lowers it)
 
     @classmethod
     def fixed(cls, emotion: str, time: float = 0.0) -> "EmotionState":
@@ -54,10 +57,18 @@ def valence_arousal(probs: np.ndarray) -> tuple[float, float]:
     return float(valence), float(arousal)
 
 
-def state_from_probs(probs: np.ndarray, label_index: int, face: bool, time: float) -> EmotionState:
+def state_from_probs(probs: np.ndarray, label_index: int, face: bool, time: float,
+                     presence: float = 1.0) -> EmotionState:
     valence, arousal = valence_arousal(probs)
     return EmotionState(tuple(float(p) for p in probs), EMOTIONS[label_index], float(probs[label_index]),
-                        valence, arousal, face, time)
+                        valence, arousal, face, time, presence)
+
+
+def average_state(states: list[EmotionState], time: float) -> EmotionState:
+    """An audience's emotion: the mean of several faces' probabilities, labelled by the leader."""
+    probs = np.mean([s.probs for s in states], axis=0)
+    return state_from_probs(probs, int(np.argmax(probs)), face=any(s.face for s in states), time=time,
+                            presence=max(s.presence for s in states))
 
 
 @dataclass(frozen=True)
@@ -77,9 +88,13 @@ class SmoothingConfig:
     hysteresis: float = 0.08  # a new label must lead the current one by this much...
     confirm: float = 0.07   # ...for this many seconds running
     min_hold: float = 0.5   # seconds a label is kept at least before the next change
-    no_face_fade: float = 3.0  # seconds to fade to neutral when the face is lost
+    no_face_fade: float = 3.0  # seconds the no-face policy takes (to neutral, or to silence)
+    no_face: str = "neutral"   # when the face is lost: "neutral" (fade to it), "hold" (keep the last
+                               # emotion) or "fade_out" (keep it, and fade the music out)
 
     def __post_init__(self) -> None:
+        if self.no_face not in NO_FACE_POLICIES:
+            raise ValueError(f"smoothing no_face must be one of {', '.join(NO_FACE_POLICIES)}, got {self.no_face!r}")
         for name in ("attack", "release", "confirm", "min_hold", "no_face_fade"):
             value = getattr(self, name)
             if not 0.0 <= value <= 60.0:
@@ -104,20 +119,30 @@ class EmotionSmoother:
         self._challenger: int | None = None  # the class leading the label by the margin, and since when
         self._challenged_at = 0.0
         self._changed_at = -np.inf  # when the label last changed
+        self.presence = 1.0
 
     def update(self, probs: np.ndarray | None, now: float) -> EmotionState:
         """Feed one frame's probabilities (``None`` when no face was found) taken at *now* seconds."""
         dt = 0.0 if self.last_time is None else max(0.0, now - self.last_time)
         self.last_time = now
         if probs is None:
-            target = np.zeros(len(EMOTIONS))
-            target[NEUTRAL] = 1.0
-            self._approach(target, dt, self.config.no_face_fade, self.config.no_face_fade)
+            self._no_face(dt)
         else:
             target = np.asarray(probs, dtype=np.float64)
             self._approach(target, dt, self.config.attack, self.config.release)
+            self.presence = min(1.0, self.presence + dt / PRESENCE_RETURN)
         self._update_label(now)
-        return state_from_probs(self.probs, self.label, face=probs is not None, time=now)
+        return state_from_probs(self.probs, self.label, face=probs is not None, time=now, presence=self.presence)
+
+    def _no_face(self, dt: float) -> None:
+        """The no-face policy: drift to neutral, or hold the emotion (and with fade_out, lower the music)."""
+        fade = self.config.no_face_fade
+        if self.config.no_face == "neutral":
+            target = np.zeros(len(EMOTIONS))
+            target[NEUTRAL] = 1.0
+            self._approach(target, dt, fade, fade)
+        elif self.config.no_face == "fade_out":
+            self.presence = max(0.0, self.presence - dt / fade) if fade > 0 else 0.0
 
     def _approach(self, target: np.ndarray, dt: float, attack: float, release: float) -> None:
         rising = target > self.probs

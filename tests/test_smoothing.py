@@ -67,6 +67,37 @@ def test_no_face_fades_to_neutral():
     assert state.prob("neutral") > 0.95
 
 
+def test_no_face_hold_keeps_the_last_emotion():
+    smoother = EmotionSmoother(SmoothingConfig(no_face="hold", no_face_fade=0.5))
+    before = feed(smoother, one_hot("angry"), 1.0)
+    state = feed(smoother, None, 10.0, start=1.0)
+    assert not state.face and state.label == "angry"
+    assert state.probs == pytest.approx(before.probs) and state.presence == 1.0
+
+
+def test_no_face_fade_out_holds_the_emotion_and_fades_the_music():
+    smoother = EmotionSmoother(SmoothingConfig(no_face="fade_out", no_face_fade=2.0))
+    feed(smoother, one_hot("happy"), 1.0)
+    half = feed(smoother, None, 1.0, start=1.0)
+    assert not half.face and half.label == "happy" and half.presence == pytest.approx(0.5, abs=0.05)
+    gone = feed(smoother, None, 2.0, start=2.0)
+    assert gone.presence == 0.0 and gone.label == "happy"
+    back = feed(smoother, one_hot("happy"), 0.25, start=4.0)
+    assert back.face and 0.3 < back.presence < 0.7  # coming back, not at once to full level
+    assert feed(smoother, one_hot("happy"), 0.5, start=4.25).presence == 1.0
+
+
+def test_other_policies_keep_the_music_at_full_level():
+    for policy in ("neutral", "hold"):
+        smoother = EmotionSmoother(SmoothingConfig(no_face=policy, no_face_fade=0.5))
+        assert feed(smoother, None, 3.0).presence == 1.0
+
+
+def test_unknown_no_face_policy_is_refused():
+    with pytest.raises(ValueError, match="no_face"):
+        SmoothingConfig(no_face="pause")
+
+
 def test_fixed_state():
     state = EmotionState.fixed("fear")
     assert state.label == "fear" and state.confidence == 1.0
@@ -134,6 +165,7 @@ def test_mapping_smoothing_keys_override_and_merge():
     ("smoothing:\n  hysteresis: 0.9\n", "smoothing.hysteresis"),
     ("smoothing:\n  confirm: fast\n", "smoothing.confirm"),
     ("smoothing:\n  no_face_fade: true\n", "smoothing.no_face_fade"),
+    ("smoothing:\n  no_face: silence\n", "smoothing.no_face"),
     ("smoothing:\n  attak: 0.1\n", "smoothing.attak"),
     ("smoothing: 3\n", "smoothing"),
 ])

@@ -22,6 +22,8 @@ __all__ = [
     "FaceDetector",
     "FaceDetectorError",
     "FaceTracker",
+    "MultiFaceTracker",
+    "TrackedFace",
     "cascade_path",
     "crop_face",
     "largest_face",
@@ -297,33 +299,7 @@ class FaceTracker:
     # --- internals -----------------------------------------------------------
 
     def _search_near(self, grey: np.ndarray, last: tuple[float, float, float, float]) -> FaceBox | None:
-        height, width = grey.shape[:2]
-        x, y, w, h = last
-        size = max(w, h)
-        side = size * self.search
-        cx, cy = x + w / 2, y + h / 2
-        x0, y0 = max(0, int(cx - side / 2)), max(0, int(cy - side / 2))
-        x1, y1 = min(width, int(cx + side / 2 + 1)), min(height, int(cy + side / 2 + 1))
-        if x1 - x0 < 24 or y1 - y0 < 24:
-            return None
-        scale = min(1.0, self.face_px / size)
-        region = grey[y0:y1, x0:x1]
-        if scale < 1.0:
-            region = cv2.resize(region, (max(24, round((x1 - x0) * scale)), max(24, round((y1 - y0) * scale))),
-                                interpolation=cv2.INTER_AREA)
-        region = cv2.equalizeHist(region)
-        face = size * scale
-        lo = max(24, int(face * 0.7))
-        hi = max(lo + 1, int(face * 1.4))
-        found = self._cascade.detectMultiScale(
-            region, scaleFactor=1.15, minNeighbors=3, minSize=(lo, lo), maxSize=(hi, hi)
-        )
-        k = self.box_scale
-        boxes = [
-            FaceBox(x0 + round((bx + bw * (1 - k) / 2) / scale), y0 + round((by + bh * (1 - k) / 2) / scale),
-                    round(bw * k / scale), round(bh * k / scale))
-            for bx, by, bw, bh in np.asarray(found).reshape(-1, 4)
-        ]
+        boxes = search_near(self._cascade, grey, last, self.face_px, self.search, self.box_scale)
         return self._pick(boxes, last) if boxes else None
 
     @staticmethod
@@ -342,22 +318,186 @@ class FaceTracker:
         return biggest if biggest.area > 2.0 * near.area else near
 
     def _smooth(self, found: FaceBox) -> tuple[float, float, float, float]:
-        new = (float(found.x), float(found.y), float(found.w), float(found.h))
-        if self._box is None:
-            return new
-        old = self._box
-        size = max(old[2], old[3], 1.0)
-        moved = max(abs(a - b) for a, b in zip(new, old))
-        if moved > 0.15 * size:  # a real move: follow at once
-            return new
-        a = self.jitter
-        return tuple(o + a * (n - o) for o, n in zip(old, new))  # type: ignore[return-value]
+        return smooth_box(self._box, found, self.jitter)
 
     @staticmethod
     def _as_box(b: tuple[float, float, float, float], width: int | None = None,
                 height: int | None = None) -> FaceBox:
-        x, y, w, h = (round(v) for v in b)
-        if width is not None and height is not None:
-            x, y = max(0, min(x, width - 1)), max(0, min(y, height - 1))
-            w, h = max(1, min(w, width - x)), max(1, min(h, height - y))
-        return FaceBox(x, y, w, h)
+        return as_box(b, width, height)
+
+
+Box = tuple[float, float, float, float]  # x, y, w, h in frame pixels, smoothed (so not rounded)
+
+
+def search_near(cascade: cv2.CascadeClassifier, grey: np.ndarray, last: Box, face_px: int, search: float,
+                box_scale: float) -> list[FaceBox]:
+    """Faces 0.7-1.4x the size of *last* in a square *search* times its size around it.
+
+    The region is shrunk so the face is about *face_px* wide: a few cascade scales over ~90x90
+    pixels. Boxes are shrunk by *box_scale* about their centre (see FaceTracker.box_scale).
+    """
+    height, width = grey.shape[:2]
+    x, y, w, h = last
+    size = max(w, h)
+    side = size * search
+    cx, cy = x + w / 2, y + h / 2
+    x0, y0 = max(0, int(cx - side / 2)), max(0, int(cy - side / 2))
+    x1, y1 = min(width, int(cx + side / 2 + 1)), min(height, int(cy + side / 2 + 1))
+    if x1 - x0 < 24 or y1 - y0 < 24:
+        return []
+    scale = min(1.0, face_px / size)
+    region = grey[y0:y1, x0:x1]
+    if scale < 1.0:
+        region = cv2.resize(region, (max(24, round((x1 - x0) * scale)), max(24, round((y1 - y0) * scale))),
+                            interpolation=cv2.INTER_AREA)
+    region = cv2.equalizeHist(region)
+    face = size * scale
+    lo = max(24, int(face * 0.7))
+    hi = max(lo + 1, int(face * 1.4))
+    found = cascade.detectMultiScale(region, scaleFactor=1.15, minNeighbors=3, minSize=(lo, lo), maxSize=(hi, hi))
+    k = box_scale
+    return [
+        FaceBox(x0 + round((bx + bw * (1 - k) / 2) / scale), y0 + round((by + bh * (1 - k) / 2) / scale),
+                round(bw * k / scale), round(bh * k / scale))
+        for bx, by, bw, bh in np.asarray(found).reshape(-1, 4)
+    ]
+
+
+def smooth_box(old: Box | None, found: FaceBox, jitter: float) -> Box:
+    """Follow a real move at once; take only the *jitter* share of a small one (sub-pixel flicker)."""
+    new = (float(found.x), float(found.y), float(found.w), float(found.h))
+    if old is None:
+        return new
+    size = max(old[2], old[3], 1.0)
+    moved = max(abs(a - b) for a, b in zip(new, old))
+    if moved > 0.15 * size:
+        return new
+    return tuple(o + jitter * (n - o) for o, n in zip(old, new))  # type: ignore[return-value]
+
+
+def as_box(b: Box, width: int | None = None, height: int | None = None) -> FaceBox:
+    """A smoothed box rounded to pixels, clipped to the frame when its size is given."""
+    x, y, w, h = (round(v) for v in b)
+    if width is not None and height is not None:
+        x, y = max(0, min(x, width - 1)), max(0, min(y, height - 1))
+        w, h = max(1, min(w, width - x)), max(1, min(h, height - y))
+    return FaceBox(x, y, w, h)
+
+
+def centre_distance(box: FaceBox, last: Box) -> float:
+    """How far *box*'s centre is from *last*'s, in units of *last*'s width."""
+    x, y, w, h = last
+    bx, by = box.center
+    return ((bx - x - w / 2) ** 2 + (by - y - h / 2) ** 2) ** 0.5 / max(w, 1.0)
+
+
+@dataclass(frozen=True)
+class TrackedFace:
+    """A face followed from frame to frame: ``id`` stays the same while it stays in view."""
+
+    id: int
+    box: FaceBox
+    held: bool = False  # not found in this frame: the box is where it was last seen (see hold_frames)
+
+
+@dataclass
+class _Track:
+    id: int
+    box: Box
+    misses: int = 0
+
+
+class MultiFaceTracker:
+    """Follows up to ``max_faces`` faces at once, each keeping its id while it stays in view.
+
+    The same economy as :class:`FaceTracker`, per face: each known face is looked for near
+    where it was; the whole frame is searched when there is no face, when a face was not
+    found near its place, and every ``redetect_every`` frames (to notice someone who walked
+    in). A full search's boxes are matched to the known faces by nearness (within
+    ``match`` face widths); the rest become new faces, largest first, while there is room. A
+    face missing for more than ``hold_frames`` frames running is dropped, and its id never
+    comes back (a face that returns is a new face).
+
+    ``update`` returns the faces in id order (oldest first); ``detect`` returns their boxes
+    largest first, as :class:`FaceDetector` does.
+    """
+
+    def __init__(self, detector: FaceDetector | None = None, *, max_faces: int = 4, detect_width: int = 320,
+                 min_face: int = 40, face_px: int = 48, search: float = 1.8, redetect_every: int = 30,
+                 hold_frames: int = 2, jitter: float = 0.5, match: float = 0.6) -> None:
+        if max_faces < 1:
+            raise ValueError(f"max_faces must be at least 1, got {max_faces}")
+        self.full = detector or FaceDetector(detect_width=detect_width, min_face=min_face)
+        self._cascade = self.full._cascade
+        self.max_faces = max_faces
+        self.face_px = face_px
+        self.box_scale = (1 / 1.06) if face_px <= 56 else 1.0
+        self.search = search
+        self.redetect_every = redetect_every
+        self.hold_frames = hold_frames
+        self.jitter = jitter
+        self.match = match
+        self._next_id = 0
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every face: the next frame is searched in full (ids are never reused)."""
+        self._tracks: list[_Track] = []
+        self._since_full = 0
+        self.last_mode = "none"
+
+    def detect(self, image_bgr: np.ndarray) -> list[FaceBox]:
+        return sorted((face.box for face in self.update(image_bgr)), key=lambda b: b.area, reverse=True)
+
+    def update(self, image_bgr: np.ndarray) -> list[TrackedFace]:
+        grey = to_grey(image_bgr)
+        height, width = grey.shape[:2]
+        found: dict[int, FaceBox] = {}
+        periodic = self._since_full >= self.redetect_every - 1
+        if self._tracks and not periodic:
+            for track in self._tracks:
+                boxes = search_near(self._cascade, grey, track.box, self.face_px, self.search, self.box_scale)
+                if boxes:
+                    found[track.id] = min(boxes, key=lambda b: centre_distance(b, track.box))
+            self._since_full += 1
+            self.last_mode = "track"
+        if not self._tracks or periodic or len(found) < len(self._tracks):
+            self._full_search(grey, found)
+        self._apply(found)
+        return [TrackedFace(t.id, as_box(t.box, width, height), t.misses > 0) for t in self._tracks]
+
+    def _full_search(self, grey: np.ndarray, found: dict[int, FaceBox]) -> None:
+        """Match a whole-frame search to the faces not found locally; new faces take free places."""
+        self._since_full = 0
+        self.last_mode = "full"
+        boxes = [b for b in self.full.detect(grey) if not any(_overlaps(b, f) for f in found.values())]
+        for track in sorted(self._tracks, key=lambda t: t.id):
+            if track.id in found or not boxes:
+                continue
+            nearest = min(boxes, key=lambda b: centre_distance(b, track.box))
+            if centre_distance(nearest, track.box) <= self.match:
+                found[track.id] = nearest
+                boxes.remove(nearest)
+        room = self.max_faces - len(self._tracks)
+        for box in boxes[:max(0, room)]:  # largest first
+            self._tracks.append(_Track(self._next_id, (float(box.x), float(box.y), float(box.w), float(box.h))))
+            found[self._next_id] = box
+            self._next_id += 1
+
+    def _apply(self, found: dict[int, FaceBox]) -> None:
+        kept = []
+        for track in self._tracks:
+            if track.id in found:
+                track.box, track.misses = smooth_box(track.box, found[track.id], self.jitter), 0
+                kept.append(track)
+            else:
+                track.misses += 1
+                if track.misses <= self.hold_frames:  # Haar misses the odd frame of a turning head
+                    kept.append(track)
+        self._tracks = kept
+
+
+def _overlaps(a: FaceBox, b: FaceBox) -> bool:
+    """Whether the centre of either box lies inside the other (the same face found twice)."""
+    (ax, ay), (bx, by) = a.center, b.center
+    return (b.x <= ax < b.x + b.w and b.y <= ay < b.y + b.h) or (a.x <= bx < a.x + a.w and a.y <= by < a.y + a.h)

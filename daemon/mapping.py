@@ -26,13 +26,14 @@ import yaml
 from .labels import EMOTIONS
 from .music.theory import MODES, ROMAN_HELP, parse_note_name, parse_roman
 from .osc_targets import OscTargetSpec, targets_from_yaml
-from .smoothing import SmoothingConfig
+from .smoothing import NO_FACE_POLICIES, SmoothingConfig
 
 PART_NAMES: tuple[str, ...] = ("melody", "chords", "bass", "drums")
 RHYTHMS: tuple[str, ...] = ("regular", "irregular")
 DEFAULT_SOURCE = "default"
 
-_TOP_KEYS = ("extends", "key", "beats_per_bar", "transition", "humanize", "emotions", "parts", "cc", "smoothing", "osc")
+_TOP_KEYS = ("extends", "key", "beats_per_bar", "transition", "humanize", "emotions", "parts", "cc", "smoothing", "osc",
+             "faces")
 _EMOTION_KEYS = ("tempo", "mode", "progression", "pitch_range", "velocity", "density", "rhythm",
                  "articulation", "leap", "key")
 CHANGE_AT: tuple[str, ...] = ("bar", "phrase")
@@ -40,7 +41,9 @@ BLENDS: tuple[str, ...] = ("probabilities", "argmax")
 CURVES: tuple[str, ...] = ("linear", "exponential", "step")
 _TRANSITION_KEYS = ("tempo_glide_beats", "change_at", "blend")
 _HUMANIZE_KEYS = ("timing_ms", "velocity")
-_SMOOTHING_KEYS = ("attack", "release", "hysteresis", "confirm", "min_hold", "no_face_fade")
+_SMOOTHING_KEYS = ("attack", "release", "hysteresis", "confirm", "min_hold", "no_face_fade", "no_face")
+_FACES_KEYS = ("follow", "max", "channels", "octave", "velocity_scale", "program")
+FOLLOW_MODES: tuple[str, ...] = ("largest", "average", "each")
 _CC_KEYS = ("source", "cc", "channel", "range", "out", "curve", "steps", "rate")
 _CC_REQUIRED = ("source", "cc", "channel")
 # Where each control source lives and its natural range (the default of a cc entry's "range").
@@ -139,6 +142,26 @@ class PartConfig:
 
 
 @dataclass(frozen=True)
+class FacesConfig:
+    """Which faces the music follows (``faces:``), and with ``each`` the voice each face plays."""
+
+    follow: str = "largest"             # largest (the performer), average (an audience) or each (a voice per face)
+    max_faces: int = 4                  # faces followed at most (average, each)
+    channels: tuple[int, ...] = (4, 5, 6, 7)  # each: the channel (0-15) of the 1st, 2nd... face's voice
+    octave: int = 0                     # each: voices' register against the emotion's pitch_range
+    velocity_scale: float = 0.8         # each: voices' level against the emotion's velocities
+    program: int | None = None          # each: GM program 0-127 for every voice channel; None: leave it
+
+    def voice_parts(self) -> tuple[PartConfig, ...]:
+        """One melody part per voice slot (empty unless ``each``)."""
+        if self.follow != "each":
+            return ()
+        return tuple(PartConfig(name="melody", channel=channel, enabled=True, octave=self.octave,
+                                velocity_scale=self.velocity_scale, program=self.program)
+                     for channel in self.channels[:self.max_faces])
+
+
+@dataclass(frozen=True)
 class Mapping:
     tonic: int                          # pitch class 0-11 of the key
     beats_per_bar: int
@@ -150,6 +173,7 @@ class Mapping:
     controls: tuple[ControlSpec, ...] = ()  # the cc: entries, in file order
     smoothing: SmoothingConfig = SmoothingConfig()  # how the face's emotion is steadied before the music
     osc: tuple[OscTargetSpec, ...] = ()  # OSC targets with their presets, besides any --osc
+    faces: FacesConfig = FacesConfig()  # which faces count, and their voices
 
     def tonic_of(self, emotion: str) -> int:
         """The key an emotion plays in: its own ``key`` if it has one, else the mapping's."""
@@ -157,8 +181,8 @@ class Mapping:
         return self.tonic if own is None else own
 
     def channels(self) -> tuple[int, ...]:
-        """Channels (0-15) of the enabled parts."""
-        return tuple(part.channel for part in self.enabled_parts())
+        """Channels (0-15) of the enabled parts, and of the face voices with ``faces: each``."""
+        return tuple(part.channel for part in self.enabled_parts() + self.faces.voice_parts())
 
     def enabled_parts(self) -> tuple[PartConfig, ...]:
         return tuple(part for part in self.parts if part.enabled)
@@ -282,7 +306,7 @@ def describe_mapping(mapping: Mapping) -> str:
                 "range": [_number(v) for v in spec.range], "out": list(spec.out), "curve": spec.curve,
                 "steps": spec.steps, "rate": _number(spec.rate)}
 
-    t, h, s = mapping.transition, mapping.humanize, mapping.smoothing
+    t, h, s, f = mapping.transition, mapping.humanize, mapping.smoothing, mapping.faces
     data = {
         "extends": "none",
         "key": _NOTE_SPELLING[mapping.tonic],
@@ -292,8 +316,11 @@ def describe_mapping(mapping: Mapping) -> str:
         "emotions": {name: emotion(mapping.emotions[name]) for name in EMOTIONS},
         "parts": {config.name: part(config) for config in mapping.parts},
         "cc": [control(spec) for spec in mapping.controls],
-        "smoothing": {key: _number(getattr(s, key)) for key in _SMOOTHING_KEYS},
+        "smoothing": {key: getattr(s, key) if key == "no_face" else _number(getattr(s, key)) for key in _SMOOTHING_KEYS},
         "osc": [spec.describe() for spec in mapping.osc],
+        "faces": {"follow": f.follow, "max": f.max_faces, "channels": [c + 1 for c in f.channels],
+                  "octave": f.octave, "velocity_scale": _number(f.velocity_scale),
+                  "program": None if f.program is None else f.program + 1},
     }
     body = yaml.safe_dump(data, sort_keys=False, default_flow_style=None, allow_unicode=True, width=100)
     channels = ", ".join(str(c + 1) for c in mapping.channels())
@@ -309,6 +336,8 @@ def _number(value: float) -> int | float:
 def parse_mapping(text: str, source: str) -> Mapping:
     """Check mapping *text* (read from *source*, named in errors) and build the :class:`Mapping`."""
     raw = _read_yaml(text, source)
+    if isinstance(raw.get("faces"), str):  # the short form, faces: each
+        raw["faces"] = {"follow": raw["faces"]}
     extends = raw.pop("extends", "default")
     if extends == "default":
         raw = _merge(_default_raw(), raw, source, "")
@@ -392,7 +421,41 @@ class _Builder:
                        humanize=self.humanize(raw.get("humanize", {})),
                        controls=self.controls(raw.get("cc", [])),
                        smoothing=self.smoothing(raw.get("smoothing", {})),
-                       osc=tuple(targets_from_yaml(raw.get("osc", []), self.source)))
+                       osc=tuple(targets_from_yaml(raw.get("osc", []), self.source)),
+                       faces=self.faces(raw.get("faces", {}), parts, emotions))
+
+    def faces(self, raw: Any, parts: tuple[PartConfig, ...], emotions: dict[str, EmotionStyle]) -> FacesConfig:
+        raw = self.table(raw, "faces", _FACES_KEYS)
+        self.keys(raw, "faces", "faces.", _FACES_KEYS, [])
+        default = FacesConfig()
+        channels = raw.get("channels", [c + 1 for c in default.channels])
+        if not isinstance(channels, list) or not 1 <= len(channels) <= 16:
+            raise self.fail("faces.channels", f"expected a list of 1 to 16 channels, got {_show(channels)}",
+                            "MIDI channels 1-16, one per face voice, e.g. [5, 6, 7, 8]")
+        program = raw.get("program")
+        config = FacesConfig(
+            follow=self.choice(raw.get("follow", default.follow), "faces.follow", FOLLOW_MODES),
+            max_faces=self.integer(raw.get("max", default.max_faces), "faces.max", 1, 8),
+            channels=tuple(self.integer(c, f"faces.channels[{i}]", 1, 16) - 1 for i, c in enumerate(channels)),
+            octave=self.integer(raw.get("octave", default.octave), "faces.octave", -4, 4),
+            velocity_scale=self.number(raw.get("velocity_scale", default.velocity_scale), "faces.velocity_scale",
+                                       0.0, 2.0, "a factor from 0 to 2"),
+            program=None if program is None else self.integer(program, "faces.program", 1, 128) - 1,
+        )
+        self.check_voice_channels(config, parts)
+        self.check_registers(config.voice_parts(), emotions, "faces.octave")
+        return config
+
+    def check_voice_channels(self, config: FacesConfig, parts: tuple[PartConfig, ...]) -> None:
+        """With faces: each, every voice needs a channel of its own, apart from the enabled parts'."""
+        seen: dict[int, str] = {part.channel: f"parts.{part.name}" for part in parts if part.enabled}
+        if config.follow != "each":
+            return
+        for index, channel in enumerate(config.channels):
+            if channel in seen:
+                raise self.fail(f"faces.channels[{index}]", f"channel {channel + 1} is also used by {seen[channel]}",
+                                "channels 1-16 that no enabled part and no other face voice uses")
+            seen[channel] = "another face voice"
 
     def smoothing(self, raw: Any) -> SmoothingConfig:
         raw = self.table(raw, "smoothing", _SMOOTHING_KEYS)
@@ -411,6 +474,7 @@ class _Builder:
             confirm=seconds("confirm", 0.0, 5.0),
             min_hold=seconds("min_hold", 0.0, 30.0),
             no_face_fade=seconds("no_face_fade", 0.0, 60.0),
+            no_face=self.choice(raw.get("no_face", default.no_face), "smoothing.no_face", NO_FACE_POLICIES),
         )
 
     def transition(self, raw: Any) -> Transition:
@@ -519,7 +583,8 @@ class _Builder:
             bank=None if bank is None else self.integer(bank, f"{path}.bank", 0, 16383),
         )
 
-    def check_registers(self, parts: tuple[PartConfig, ...], emotions: dict[str, EmotionStyle]) -> None:
+    def check_registers(self, parts: tuple[PartConfig, ...], emotions: dict[str, EmotionStyle],
+                        path: str | None = None) -> None:
         """Every pitched part must stay inside MIDI 0..127 for every emotion's pitch range."""
         lowest = min(style.pitch_range[0] for style in emotions.values())
         highest = max(style.pitch_range[1] for style in emotions.values())
@@ -529,7 +594,7 @@ class _Builder:
                 continue
             low, high = lowest + 12 * part.octave, highest + 12 * part.octave
             if low < 0 or high > 127:
-                raise self.fail(f"parts.{part.name}.octave",
+                raise self.fail(path or f"parts.{part.name}.octave",
                                 f"{part.octave} puts notes at {low}..{high}, outside MIDI 0..127", allowed)
 
     def progression(self, raw: Any, path: str) -> tuple[str, ...]:

@@ -10,6 +10,9 @@ Address table (prefix configurable, default ``/emobridge``):
     /tempo     f BPM                      on change and once per bar
     /mode      s major|minor|...          on change and once per bar
     /density   f 0..1                     on change and once per bar
+    /faces     i count                    when the number of faces followed changes
+    /voice     i n, s label, f confidence, f valence, f arousal
+                                          faces: each: every processed frame, per face voice (n from 1)
 """
 
 from __future__ import annotations
@@ -18,11 +21,16 @@ import logging
 import socket
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from pythonosc.osc_message_builder import OscMessageBuilder
 
 from .smoothing import EmotionState
+
+if TYPE_CHECKING:
+    from .perception import FaceResult
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +73,7 @@ class OscOut:
         self.lock = threading.Lock()
         self.last_face: bool | None = None
         self.last_music: tuple | None = None
+        self.last_faces: int | None = None
         self.last_error_log = 0.0
 
     def send(self, name: str, *args: object) -> None:
@@ -104,6 +113,16 @@ class OscOut:
             self.send("tempo", float(tempo))
             self.send("mode", mode)
             self.send("density", float(density))
+
+    def send_faces(self, faces: Sequence[FaceResult]) -> None:
+        """The number of faces followed (on change) and, with faces: each, every face voice's emotion."""
+        if len(faces) != self.last_faces:
+            self.last_faces = len(faces)
+            self.send("faces", len(faces))
+        for face in faces:
+            if face.slot is not None and face.state is not None:
+                s = face.state
+                self.send("voice", face.slot + 1, s.label, float(s.confidence), float(s.valence), float(s.arousal))
 
     def close(self) -> None:
         self.socket.close()

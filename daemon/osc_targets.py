@@ -42,15 +42,19 @@ import socket
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .control import LogLimiter
 from .osc import OscOut, OscTargetError, encode
 from .smoothing import EmotionState
 
+if TYPE_CHECKING:
+    from .perception import FaceResult
+
 log = logging.getLogger(__name__)
 
-EMOBRIDGE_MESSAGES: tuple[str, ...] = ("emotion", "probs", "valence", "arousal", "face", "tempo", "mode", "density")
+EMOBRIDGE_MESSAGES: tuple[str, ...] = ("emotion", "probs", "valence", "arousal", "face", "tempo", "mode", "density",
+                                       "faces", "voice")
 ABLETONOSC_TEMPO = "/live/song/set/tempo"
 REAPER_TEMPO = "/tempo/raw"
 DEFAULT_HOST = "127.0.0.1"
@@ -274,6 +278,15 @@ class OscSender:
                 self._send_table(self.table.take())
         except Exception as error:  # never let OSC stop the music
             self.warn("OSC: sending the emotion failed (%s); still trying", error)
+
+    def send_faces(self, faces: Sequence[FaceResult]) -> None:
+        """The face count and the face voices' emotions, to emobridge-preset targets."""
+        try:
+            with self.lock:
+                self.table.send_faces(faces)
+                self._send_table(self.table.take())
+        except Exception as error:  # never let OSC stop the music
+            self.warn("OSC: sending the faces failed (%s); still trying", error)
 
     def send_music(self, tempo: float, mode: str, density: float, bar_start: bool) -> None:
         """Tempo, mode and density: the table at changes and bar starts; tempo presets on change only."""

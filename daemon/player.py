@@ -17,6 +17,7 @@ import os
 import threading
 import time
 from dataclasses import dataclass, field
+from collections.abc import Mapping
 from typing import Callable
 
 from .clock import BeatClock
@@ -60,8 +61,10 @@ class Scheduled:
 class Player:
     def __init__(self, composer: Composer, midi: MidiOut, state: Callable[[], EmotionState],
                  on_bar: Callable[[Bar], None] | None = None, now: Callable[[], float] = time.monotonic,
-                 midi_clock: bool = False, speed: float = 1.0):
+                 midi_clock: bool = False, speed: float = 1.0,
+                 voices: Callable[[], Mapping[int, EmotionState]] | None = None):
         self.composer = composer
+        self.voices = voices  # slot → a face's own emotion (faces: each), read at each bar start
         self.midi = midi
         self.state = state
         self.on_bar = on_bar
@@ -74,6 +77,7 @@ class Player:
         self.velocity_scale = 1.0  # master volume, applied as bars are queued
         self.paused = False  # takes effect at the next beat
         self.warn = LogLimiter(log, 5.0)
+        self.channels_played: set[int] = set()  # released at pause and exit, even after a mapping change
 
     def run(self, stop: threading.Event) -> None:
         realtime_priority()
@@ -83,10 +87,14 @@ class Player:
         finally:
             if self.midi_clock:
                 self._send([STOP])
-            self.midi.panic(set(self.composer.mapping.channels()))
+            self.midi.panic(self._channels())
+
+    def _channels(self) -> set[int]:
+        return set(self.composer.mapping.channels()) | self.channels_played
 
     def _send_programs(self) -> None:
-        for part in self.composer.mapping.enabled_parts():
+        mapping = self.composer.mapping
+        for part in mapping.enabled_parts() + mapping.faces.voice_parts():
             if part.bank is not None:  # bank select takes effect with the next program change
                 self.midi.control_change(part.channel, BANK_SELECT_MSB, part.bank >> 7)
                 self.midi.control_change(part.channel, BANK_SELECT_LSB, part.bank & 0x7F)
@@ -114,7 +122,9 @@ class Player:
     def _compose(self) -> Bar:
         """The next bar; if the composer fails, a silent bar in the last tempo keeps the show's time."""
         try:
-            return self.composer.next_bar(self.state())
+            if self.voices is None:
+                return self.composer.next_bar(self.state())
+            return self.composer.next_bar(self.state(), self.voices())
         except Exception:
             if self.current is None:
                 raise
@@ -137,7 +147,7 @@ class Player:
         self.queue.clear()
         if self.midi_clock:
             self._send([STOP])
-        self.midi.panic(set(self.composer.mapping.channels()))
+        self.midi.panic(self._channels())
         while self.paused and not stop.wait(0.02):
             pass
         self.clock = None
@@ -167,13 +177,24 @@ class Player:
     def _emit(self, item: Scheduled) -> None:
         try:
             if item.kind == ON:
-                self.midi.note_on(item.channel, item.pitch, item.velocity)
+                # The no-face fade_out policy lowers each note as it is struck, so the fade is smooth
+                # within a bar; a note faded below velocity 1 is not struck (its note-off is harmless).
+                velocity = round(item.velocity * self._presence())
+                if velocity >= 1:
+                    self.channels_played.add(item.channel)
+                    self.midi.note_on(item.channel, item.pitch, min(127, velocity))
             elif item.kind == OFF:
                 self.midi.note_off(item.channel, item.pitch)
             else:
                 self.midi.send([TIMING_CLOCK])
         except Exception as error:  # a port error must not stop the show's clock
             self.warn("MIDI output failed (%s); still playing", error)
+
+    def _presence(self) -> float:
+        try:
+            return max(0.0, min(1.0, self.state().presence))
+        except Exception:  # the state must never stop a note; play it at full level
+            return 1.0
 
     def _send(self, message: list[int]) -> None:
         try:

@@ -12,6 +12,7 @@ from pythonosc.osc_server import ThreadingOSCUDPServer
 class OscListener:
     def __init__(self) -> None:
         self.messages: list[tuple[str, tuple]] = []
+        self.times: list[float] = []  # time.monotonic() at arrival, one per message
         self.lock = threading.Lock()
         dispatcher = Dispatcher()
         dispatcher.set_default_handler(self._record)
@@ -23,6 +24,7 @@ class OscListener:
     def _record(self, address: str, *args) -> None:
         with self.lock:
             self.messages.append((address, args))
+            self.times.append(time.monotonic())
 
     @property
     def target(self) -> str:
@@ -31,6 +33,11 @@ class OscListener:
     def received(self, address: str) -> list[tuple]:
         with self.lock:
             return [args for a, args in self.messages if a == address]
+
+    def received_at(self, address: str) -> list[tuple[float, tuple]]:
+        """(arrival time, arguments) of every message to *address*."""
+        with self.lock:
+            return [(t, args) for t, (a, args) in zip(self.times, self.messages) if a == address]
 
     def wait_for(self, address: str, timeout: float = 5.0) -> list[tuple]:
         deadline = time.monotonic() + timeout

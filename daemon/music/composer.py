@@ -18,6 +18,7 @@ import dataclasses
 import math
 import random
 from dataclasses import dataclass
+from collections.abc import Mapping as Mapping_
 from typing import Callable
 
 from ..labels import EMOTIONS
@@ -146,12 +147,17 @@ class Composer:
         """Use *mapping* from the next bar on (the bar being played keeps the one it was made with)."""
         self._mapping = mapping
 
-    def next_bar(self, state: EmotionState) -> Bar:
+    def next_bar(self, state: EmotionState, voices: Mapping_[int, EmotionState] | None = None) -> Bar:
+        """The next bar for *state*; *voices* (slot → a face's own emotion, ``faces: each``) add a
+        melody voice per face on that slot's channel."""
         mapping = self._mapping  # read once: a set_mapping from another thread lands whole, at the next bar
         params = self._hold_harmony(params_for(state, mapping), mapping.transition.change_at)
         beat_tempos = self._glide_tempos(params.tempo, params.beats_per_bar, mapping.transition.tempo_glide_beats)
         events = compose_bar(params, mapping.enabled_parts(), self._index, self._seed,
                              phrase_bar=self._phrase_bar, humanize=mapping.humanize)
+        if voices:
+            events = tuple(sorted(events + compose_voices(params, voices, mapping, self._index, self._seed,
+                                                          self._phrase_bar), key=lambda e: (e.beat, e.channel, e.pitch)))
         bar = Bar(self._index, params, events, beat_tempos, self._phrase_bar)
         self._index += 1
         self._phrase_bar = (self._phrase_bar + 1) % len(params.progression)
@@ -185,18 +191,44 @@ class Composer:
         return tuple(tempos)
 
 
+def compose_voices(params: MusicParams, voices: Mapping_[int, EmotionState], mapping: Mapping, index: int,
+                   seed: int, phrase_bar: int | None = None) -> tuple[NoteEvent, ...]:
+    """One melody voice per face (slot → its emotion), in the bar's key, harmony and tempo.
+
+    A voice takes its own emotion's numbers (density, register, loudness, articulation, leaps,
+    rhythm) so each face is heard, while everything that must agree (tempo, mode, key, chords)
+    comes from the bar. Slots beyond ``faces.channels`` have no voice. A pure function.
+    """
+    parts = mapping.faces.voice_parts()
+    events: list[NoteEvent] = []
+    for slot, state in sorted(voices.items()):
+        if slot >= len(parts):
+            continue
+        own = params_for(state, mapping)
+        voice = dataclasses.replace(own, tempo=params.tempo, mode=params.mode, tonic=params.tonic,
+                                    emotion=params.emotion, progression=params.progression,
+                                    beats_per_bar=params.beats_per_bar)
+        notes = compose_bar(voice, (parts[slot],), index, seed, phrase_bar, mapping.humanize, voice=f"face{slot + 1}")
+        events += notes
+    return tuple(events)
+
+
 def compose_bar(params: MusicParams, parts: tuple[PartConfig, ...], index: int, seed: int,
-                phrase_bar: int | None = None, humanize: Humanize | None = None) -> tuple[NoteEvent, ...]:
+                phrase_bar: int | None = None, humanize: Humanize | None = None,
+                voice: str = "") -> tuple[NoteEvent, ...]:
     """The notes of bar *index* for *parts*: a pure function of its arguments.
 
     *phrase_bar* is the bar's place in the progression (default: *index* modulo its length).
     *humanize* shifts onsets and velocities by seeded random amounts (its own random stream per
     (seed, bar, part), so the notes chosen are the same with or without it).
+    *voice* names the events' part instead of the part's name, and seeds its own random stream
+    (two face voices with the same emotion play different lines).
     """
     context = bar_context(params, index if phrase_bar is None else phrase_bar)
     events: list[NoteEvent] = []
     for part in parts:
-        rng = random.Random(f"{seed}:{index}:{part.name}")  # str seeds hash stably across runs
+        name = voice or part.name
+        rng = random.Random(f"{seed}:{index}:{name}")  # str seeds hash stably across runs
         register = (params.pitch_range[0] + 12 * part.octave, params.pitch_range[1] + 12 * part.octave)
         # a part's articulation factor stretches or shortens its notes, but never past the next onset
         stretch = min(part.articulation, 1 / params.articulation) if part.name != "drums" else 1.0
@@ -204,9 +236,9 @@ def compose_bar(params: MusicParams, parts: tuple[PartConfig, ...], index: int, 
                   note.velocity * part.velocity_scale)
                  for note in GENERATORS[part.name](params, context, register, rng)]
         if humanize is not None and humanize.enabled:
-            notes = _humanized(notes, humanize, params, random.Random(f"{seed}:{index}:{part.name}:human"))
+            notes = _humanized(notes, humanize, params, random.Random(f"{seed}:{index}:{name}:human"))
         events += [NoteEvent(beat=beat, duration=duration, channel=part.channel, pitch=pitch,
-                             velocity=max(1, min(127, round(velocity))), part=part.name)
+                             velocity=max(1, min(127, round(velocity))), part=name)
                    for beat, duration, pitch, velocity in notes]
     return tuple(sorted(events, key=lambda e: (e.beat, e.channel, e.pitch)))
 

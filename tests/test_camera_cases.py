@@ -1,0 +1,122 @@
+"""Camera cases on the real `emobridge` command: two faces with a voice each, and the no-face policies.
+
+Clips are built from the demo clip's faces (tests/face_clips.py); the music goes to a real JACK
+receiver and OSC to a real UDP listener.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+
+import pytest
+
+from face_clips import COLLINS_HAPPY, HOPPER_NEUTRAL, Placed, face_patch, write_clip
+from jack import stuck_notes
+from running import connect, emobridge, fixed_tempo_mapping, unique_port
+
+pytestmark = pytest.mark.jack
+
+
+def finish(daemon: subprocess.Popen, timeout: float = 60) -> tuple[int, str]:
+    """Wait for the daemon to end at the end of its clip (SIGTERM if it does not); exit status and log."""
+    try:
+        _, err = daemon.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        daemon.send_signal(signal.SIGTERM)
+        _, err = daemon.communicate(timeout=10)
+        pytest.fail(f"the daemon did not stop at the end of its clip; it said: {err[-2000:]}")
+    return daemon.returncode, err
+
+
+@pytest.fixture(scope="module")
+def faces() -> tuple[Placed, Placed]:
+    return Placed(face_patch(COLLINS_HAPPY), 5, 60), Placed(face_patch(HOPPER_NEUTRAL), 330, 70)
+
+
+def test_each_face_plays_its_own_voice_on_its_own_channel(jack_server, osc, tmp_path, faces):
+    left, right = faces
+    clip = write_clip(tmp_path / "two.avi", [(3, [left]), (6, [left, right]), (5, [right])])
+    mapping = tmp_path / "voices.yaml"
+    mapping.write_text(fixed_tempo_mapping(120) + "faces: {follow: each, channels: [5, 6]}\n")
+    port = unique_port()
+    daemon = emobridge("run", "--video", str(clip), "--mapping", str(mapping), "--speed", "2",
+                       "--midi-backend", "jack", "--midi-port", port, "--osc", osc.target)
+    receiver = connect(port, daemon)
+    status, err = finish(daemon)
+    assert status == 0, err
+    assert "Traceback" not in err, err
+
+    counts = osc.received_at("/emobridge/faces")
+    assert [args[0] for _, args in counts] == [1, 2, 1], f"face counts sent: {counts}"
+    both_at, left_gone_at = counts[1][0], counts[2][0]
+    voices = osc.received("/emobridge/voice")
+    assert {args[1] for args in voices if args[0] == 1} >= {"happy"}, "the first face's own emotion"
+    assert {args[1] for args in voices if args[0] == 2} >= {"neutral"}, "the second face's own emotion"
+
+    notes = [m for m in receiver.snapshot() if m.is_note_on]
+    first_voice = [m.time for m in notes if m.channel == 4]   # YAML channel 5: the left face, which came first
+    second_voice = [m.time for m in notes if m.channel == 5]  # YAML channel 6: the right face
+    assert first_voice and second_voice, f"channels heard: {sorted({m.channel for m in notes})}"
+    assert min(second_voice) > both_at - 0.2, "the second voice played before the second face was seen"
+    bar = 4 * 60 / 120 / 2  # seconds: 4 beats at 120 BPM played twice as fast
+    assert max(first_voice) < left_gone_at + bar + 0.5, "the first face's voice went on after it left"
+    assert max(second_voice) > left_gone_at + 2 * bar, "the second face's voice stopped when the other face left"
+    assert {m.channel for m in notes} >= {0, 1, 2}, "the band (melody, chords, bass) plays under the voices"
+    assert stuck_notes(receiver.snapshot()) == {}
+    receiver.close()
+
+
+def test_fade_out_policy_silences_the_music_without_a_face_and_brings_it_back(jack_server, osc, tmp_path, faces):
+    left, _ = faces
+    clip = write_clip(tmp_path / "away.avi", [(3, [left]), (5, []), (4, [left])])
+    mapping = tmp_path / "fade.yaml"
+    mapping.write_text(fixed_tempo_mapping(120) + "smoothing: {no_face: fade_out, no_face_fade: 1.0}\n")
+    port = unique_port()
+    daemon = emobridge("run", "--video", str(clip), "--mapping", str(mapping),
+                       "--midi-backend", "jack", "--midi-port", port, "--osc", osc.target)
+    receiver = connect(port, daemon)
+    status, err = finish(daemon)
+    assert status == 0, err
+
+    face = osc.received_at("/emobridge/face")
+    assert [args[0] for _, args in face] == [1, 0, 1], f"face messages: {face}"
+    lost_at, back_at = face[1][0], face[2][0]
+    notes = [m for m in receiver.snapshot() if m.is_note_on]
+    assert [m for m in notes if m.time < lost_at], "no music while the face was there"
+    silent = [m for m in notes if lost_at + 1.2 < m.time < back_at]
+    assert silent == [], f"{len(silent)} notes played after the 1 s fade-out, with no face"
+    fading = [m.message[2] for m in notes if lost_at + 0.5 < m.time < lost_at + 1.0]
+    before = [m.message[2] for m in notes if lost_at - 1.5 < m.time < lost_at]
+    if fading:  # notes struck half-way through the fade are quieter than before it
+        assert max(fading) < max(before)
+    assert [m for m in notes if m.time > back_at + 0.6], "the music did not come back with the face"
+    assert stuck_notes(receiver.snapshot()) == {}
+    receiver.close()
+
+
+def test_hold_policy_keeps_the_emotion_and_the_music_without_a_face(jack_server, osc, tmp_path, faces):
+    left, _ = faces
+    clip = write_clip(tmp_path / "away.avi", [(3, [left]), (5, [])])
+    mapping = tmp_path / "hold.yaml"
+    mapping.write_text("smoothing: {no_face: hold, no_face_fade: 1.0}\n")
+    port = unique_port()
+    daemon = emobridge("run", "--video", str(clip), "--mapping", str(mapping),
+                       "--midi-backend", "jack", "--midi-port", port, "--osc", osc.target)
+    receiver = connect(port, daemon)
+    status, err = finish(daemon)
+    assert status == 0, err
+
+    face = osc.received_at("/emobridge/face")
+    assert [args[0] for _, args in face] == [1, 0]
+    lost_at = face[1][0]
+    modes_after = [args[0] for t, args in osc.received_at("/emobridge/mode") if t > lost_at + 1.5]
+    valence = osc.received_at("/emobridge/valence")
+    held = [args[0] for t, args in valence if t > lost_at + 0.1]
+    last_seen = [args[0] for t, args in valence if t < lost_at - 0.1][-1]
+    assert modes_after and set(modes_after) == {"major"}, "the happy face's music should hold"
+    assert last_seen > 0.1 and held and max(abs(v - last_seen) for v in held) < 0.05, \
+        f"the emotion drifted although the policy is hold: {last_seen:.2f} then {min(held):.2f}..{max(held):.2f}"
+    assert [m for m in receiver.snapshot() if m.is_note_on and m.time > lost_at + 1.5], "the music stopped"
+    assert stuck_notes(receiver.snapshot()) == {}
+    receiver.close()

@@ -55,6 +55,27 @@ def test_same_seed_same_weights(tmp_path):
     assert torch.equal(weights[0], weights[1])
 
 
+def test_init_starts_from_an_earlier_runs_weights_and_mixup_trains(tmp_path):
+    data = write_csv(tmp_path / "fer2013.csv", 6)
+    first = config(tmp_path, data, epochs=1)
+    first.workdir = str(tmp_path / "first")
+    Trainer(first).run(stop_after=1)
+    best = torch.load(tmp_path / "first" / "best.pt", weights_only=False)["weights"]
+
+    tuned = config(tmp_path, data, epochs=1)
+    tuned.workdir, tuned.init, tuned.mixup = str(tmp_path / "tuned"), str(tmp_path / "first" / "best.pt"), 0.4
+    trainer = Trainer(tuned)
+    assert all(torch.equal(trainer.model.state_dict()[k], v) for k, v in best.items())  # starts where the other ended
+    loss, _ = trainer.train_epoch()
+    assert np.isfinite(loss)
+    assert not all(torch.equal(trainer.model.state_dict()[k], v) for k, v in best.items())  # and learns from there
+
+    with pytest.raises(ValueError, match="no weights"):
+        torch.save({"epoch": 1}, tmp_path / "empty.pt")
+        tuned.init = str(tmp_path / "empty.pt")
+        Trainer(tuned)
+
+
 def test_export_check_catches_a_mismatch(tmp_path):
     from emobridge.model_info import ModelInfo
     from emobridge.train.export import export_onnx

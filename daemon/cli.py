@@ -42,6 +42,8 @@ def add_output_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--midi-clock", action="store_true", help="send MIDI clock (24 ppqn), Start/Stop and Song Position for DAW sync")
     p.add_argument("--record", metavar="DIR", help="write the session to DIR: a MIDI file and a JSON-lines emotion log")
     p.add_argument("--speed", type=float, default=1.0, help="play the music this many times faster (soak tests; default 1)")
+    p.add_argument("--preview", action="store_true",
+                   help="open a window with the picture, face boxes, emotion and tempo/mode (default: headless)")
 
 
 def parse_camera(text: str) -> int | str:
@@ -85,7 +87,7 @@ def run_config_from_args(args: argparse.Namespace) -> RunConfig:
                      mapping=args.mapping, model=args.model, midi_backend=args.midi_backend, midi_port=args.midi_port,
                      midi_connect=args.midi_connect, osc=args.osc, osc_prefix=args.osc_prefix, control=args.control,
                      link=args.link, midi_clock=args.midi_clock, speed=args.speed, record=args.record,
-                     seed=args.seed)
+                     seed=args.seed, preview=args.preview)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -342,12 +344,13 @@ def main(argv: list[str] | None = None) -> int:
     from .emotion import ModelError
     from .link import LinkUnavailable
     from .midi_out import MidiPortError
+    from .preview import PreviewError
     from .record import RecorderError
     from .sources import SourceError
 
     # ValueError covers MappingError, OscTargetError, LearnError and ControlAddressError.
     user_errors = (UserError, ModelError, MidiPortError, SourceError, ControlServerError, LinkUnavailable, RecorderError,
-                   FileNotFoundError, ValueError)
+                   PreviewError, FileNotFoundError, ValueError)
     try:
         return args.func(args)
     except user_errors as error:

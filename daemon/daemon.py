@@ -3,7 +3,8 @@
 Two threads: perception reads frames at the source's pace and publishes the latest
 smoothed emotion; the player composes and plays bar by bar from whatever state is
 latest when a bar starts. The main thread only waits for the end (Ctrl-C, SIGTERM,
-or the end of a file) and then makes sure every note is released before exit.
+or the end of a file) and then makes sure every note is released before exit; with
+``--preview`` it also draws the window (GUI calls must stay on the main thread).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import time
 from dataclasses import dataclass, field
 
 import cv2
+import numpy as np
 
 from .emotion import EmotionClassifier
 from .labels import EMOTIONS
@@ -25,12 +27,18 @@ from .music.composer import Bar, Composer
 from .music.controls import ControlMapper
 from .control import ControlServer, LogLimiter, parse_control_address
 from .osc_targets import OscSender, parse_target
-from .perception import Perception
+from .perception import FrameResult, Perception
 from .player import Player
+from .preview import FaceView, PreviewFrame, PreviewWindow, render
 from .smoothing import EmotionSmoother, EmotionState
 from .sources import FrameSource, SourceError, open_source, paced
 
 log = logging.getLogger("emobridge")
+
+RELOAD_PERIOD = 0.25  # seconds between checks of the mapping file (and SIGHUP)
+PREVIEW_PERIOD = 1 / 30  # seconds between preview redraws: as smooth as a webcam, no more
+PREVIEW_STALE = 1.0  # seconds without a new picture (source lost) after which the window shows a blank one
+BLANK_PICTURE = np.zeros((480, 640, 3), dtype=np.uint8)  # what the window shows without a picture
 
 
 @dataclass
@@ -56,6 +64,7 @@ class RunConfig:
     record: str | None = None  # folder for the session's MIDI file and emotion log
     seed: int = 0
     max_rate: float = 30.0  # frames classified per second at most: more costs CPU and adds nothing musical
+    preview: bool = False  # a window with the picture, faces, emotion and music (headless by default)
 
 
 class Daemon:
@@ -70,6 +79,11 @@ class Daemon:
         self.outputs: list = [self.osc]  # everything with send_emotion / send_music / close
         self.control_address = parse_control_address(config.control) if config.control else None
         self.source: FrameSource = self._open_source()
+        self.preview_frame: PreviewFrame | None = None  # the latest picture for the window; set by perception
+        self.preview: PreviewWindow | None = None
+        if config.preview:  # opened here so no display fails the start (PreviewError, exit 2) before any port opens
+            self.preview = PreviewWindow()
+            self.preview.open()
         self.midi = MidiOut(config.midi_port, config.midi_backend, config.midi_connect)
         self.recorder = None
         if config.record:
@@ -160,8 +174,19 @@ class Daemon:
             else:
                 self.warn("skipping a frame that could not be processed (%s: %s)", kind, error)
             return
+        if self.preview is not None:
+            self.preview_frame = self._preview_view(image, result)  # one assignment: nobody waits on the window
         self._publish(result.state)
         self._send_controls()
+
+    def _preview_view(self, image, result: FrameResult) -> PreviewFrame:
+        """What the window shows of one frame; the one place that knows how FrameResult holds its faces."""
+        faces: tuple[FaceView, ...] = ()
+        if result.box is not None:
+            reading = result.reading
+            probs = tuple(float(p) for p in reading.probs) if reading is not None else None
+            faces = (FaceView(result.box, probs, reading.label if reading is not None else None),)
+        return PreviewFrame(image, faces, result.state)
 
     def _publish(self, state: EmotionState) -> None:
         self.latest = state
@@ -206,7 +231,9 @@ class Daemon:
         player.start()
         perceive.start()
         try:
-            while not self.stop.wait(0.25):
+            if self.preview is not None:
+                self._preview_loop(self.preview)  # returns at the end, or when the user closed the window
+            while not self.stop.wait(RELOAD_PERIOD):
                 self._reload_mapping(force=self.reload_now.is_set())
         finally:
             self.stop.set()
@@ -218,6 +245,35 @@ class Daemon:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
         return 0
+
+    def _preview_loop(self, window: PreviewWindow) -> None:
+        """Redraw the window at about 30 Hz and check the mapping every RELOAD_PERIOD, until the end or until
+        the user closes the window; then the preview alone closes and the music plays on headless."""
+        next_frame = next_reload = time.monotonic()
+        while not self.stop.wait(max(0.0, next_frame - time.monotonic())):
+            next_frame = max(next_frame + PREVIEW_PERIOD, time.monotonic())  # no burst of redraws after a stall
+            if not self._update_preview(window):
+                log.info("preview window closed; the music plays on (Ctrl-C or SIGTERM stops it)")
+                self._close_preview()
+                return
+            if time.monotonic() >= next_reload:
+                self._reload_mapping(force=self.reload_now.is_set())
+                next_reload = time.monotonic() + RELOAD_PERIOD
+
+    def _update_preview(self, window: PreviewWindow) -> bool:
+        """Draw the latest picture with the bar now playing; False once the user closed the window."""
+        frame = self.preview_frame
+        if frame is None or self.latest.time - frame.state.time > PREVIEW_STALE:
+            # No picture yet, or the source is gone and is being retried: a blank one with the fading emotion.
+            frame = PreviewFrame(BLANK_PICTURE, (), self.latest)
+        bar = self.player.current
+        return window.show(render(frame, bar.params if bar is not None else None))
+
+    def _close_preview(self) -> None:
+        if self.preview is not None:
+            self.preview.close()
+            self.preview = None  # perception stops building preview frames
+            self.preview_frame = None
 
     def _on_signal(self, signum: int, _frame) -> None:
         if hasattr(signal, "SIGHUP") and signum == signal.SIGHUP:
@@ -284,6 +340,7 @@ class Daemon:
         self.controls.reset()
 
     def close(self) -> None:
+        self._close_preview()
         self.midi.close()
         if self.recorder:
             self.recorder.close()

@@ -42,6 +42,9 @@ def add_output_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--midi-clock", action="store_true", help="send MIDI clock (24 ppqn), Start/Stop and Song Position for DAW sync")
     p.add_argument("--record", metavar="DIR", help="write the session to DIR: a MIDI file and a JSON-lines emotion log")
     p.add_argument("--speed", type=float, default=1.0, help="play the music this many times faster (soak tests; default 1)")
+    p.add_argument("--faces", choices=("largest", "average", "each"),
+                   help="which faces the music follows: the largest, the average of all, or each its own voice "
+                        "(default: the mapping's faces.follow, largest)")
     p.add_argument("--preview", action="store_true",
                    help="open a window with the picture, face boxes, emotion and tempo/mode (default: headless)")
 
@@ -87,7 +90,8 @@ def run_config_from_args(args: argparse.Namespace) -> RunConfig:
                      mapping=args.mapping, model=args.model, midi_backend=args.midi_backend, midi_port=args.midi_port,
                      midi_connect=args.midi_connect, osc=args.osc, osc_prefix=args.osc_prefix, control=args.control,
                      link=args.link, midi_clock=args.midi_clock, speed=args.speed, record=args.record,
-                     seed=args.seed, preview=args.preview)
+                     seed=args.seed, preview=args.preview, faces=args.faces,
+                     stop_at_end=getattr(args, "stop_at_end", False))
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -101,6 +105,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     args.camera, args.images, args.loop, args.video = None, None, False, str(demo_clip_path())
     args.size, args.fps = None, None  # the clip plays at its own size and rate
+    args.stop_at_end = True  # the demo is one pass of its clip
     return cmd_run(args)
 
 
@@ -267,6 +272,9 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--video", help="a video file instead of the camera")
     source.add_argument("--images", help="a folder of images instead of the camera")
     run.add_argument("--loop", action="store_true", help="start a file again when it ends")
+    run.add_argument("--stop-at-end", action="store_true",
+                     help="stop when a file ends (default: the music goes on, as for a lost camera, and the file "
+                          "is opened again with backoff)")
     run.add_argument("--size", type=parse_size, metavar="WxH",
                      help="ask the camera for this picture size, e.g. 1280x720 (it picks its nearest mode; "
                           "files keep their own size)")

@@ -63,6 +63,8 @@ class RunConfig:
     speed: float = 1.0  # music clock speed-up, for soak tests
     record: str | None = None  # folder for the session's MIDI file and emotion log
     seed: int = 0
+    stop_at_end: bool = False  # a file that ends stops the show (default: treated as a lost camera, retried)
+    faces: str | None = None  # largest, average or each: overrides the mapping's faces.follow
     max_rate: float = 30.0  # frames classified per second at most: more costs CPU and adds nothing musical
     preview: bool = False  # a window with the picture, faces, emotion and music (headless by default)
 
@@ -73,7 +75,9 @@ class Daemon:
     def __init__(self, config: RunConfig):
         self.config = config
         self.mapping: Mapping = load_mapping(config.mapping)
-        self.perception = Perception(EmotionClassifier(config.model), smoother=EmotionSmoother(self.mapping.smoothing))
+        faces = self.mapping.faces
+        self.perception = Perception(EmotionClassifier(config.model), smoother=EmotionSmoother(self.mapping.smoothing),
+                                     follow=config.faces or faces.follow, max_faces=faces.max_faces)
         self.cli_targets = [parse_target(t) for t in config.osc]
         self.osc = OscSender(self.cli_targets + list(self.mapping.osc), config.osc_prefix)
         self.outputs: list = [self.osc]  # everything with send_emotion / send_music / close
@@ -94,6 +98,7 @@ class Daemon:
         self.controls = ControlMapper(self.mapping)
         self.watcher = MappingWatcher(config.mapping)
         self.latest = EmotionState.neutral(time.monotonic())
+        self.voices: dict[int, EmotionState] = {}  # faces: each: slot → that face's emotion, for its voice
         self.forced: str | None = None
         self.stop = threading.Event()
         self.reload_now = threading.Event()
@@ -101,7 +106,7 @@ class Daemon:
         self.warn = LogLimiter(log, 5.0)
         self.frame_errors: set[str] = set()
         self.player = Player(self.composer, self.midi, self.music_state, on_bar=self._on_bar,
-                             midi_clock=config.midi_clock, speed=config.speed)
+                             midi_clock=config.midi_clock, speed=config.speed, voices=self.voice_states)
         if config.link:
             from .link import LinkTempo
 
@@ -113,6 +118,10 @@ class Daemon:
             return EmotionState.fixed(self.forced, time.monotonic())
         return self.latest
 
+    def voice_states(self) -> dict[int, EmotionState]:
+        """The faces' own emotions for their voices (faces: each); read by the player at each bar."""
+        return self.voices
+
     def _open_source(self) -> FrameSource:
         c = self.config
         camera = None if (c.video or c.images) else c.camera
@@ -120,17 +129,26 @@ class Daemon:
 
     # --- threads -------------------------------------------------------------
     def _perceive(self) -> None:
-        """Frames until the file ends (or Ctrl-C); a source that fails is retried while the music plays on."""
+        """Frames until Ctrl-C; a source that fails or ends is retried while the music plays on.
+
+        A file that ends counts as a lost camera (the show must not stop because a clip ran out),
+        unless ``stop_at_end`` (``demo``, ``--stop-at-end``) asks for one pass.
+        """
         try:
             while not self.stop.is_set():
                 try:
                     self._read_frames()
-                    log.info("end of %s", self.source.name)
-                    return
+                    if self.stop.is_set() or self.config.stop_at_end:
+                        log.info("end of %s", self.source.name)
+                        return
+                    log.warning("end of %s; the music goes on (no face) and emobridge will open it again "
+                                "(--loop repeats it without a gap, --stop-at-end stops here)", self.source.name)
                 except SourceError as error:
                     log.warning("%s; the music goes on (no face) and emobridge will retry", error)
-                    if not self._reopen_source():
-                        return
+                self.osc.send_source(False, self.source.name)
+                if not self._reopen_source():
+                    return
+                self.osc.send_source(True, self.source.name)
         finally:
             self.stop.set()
 
@@ -150,6 +168,7 @@ class Daemon:
         self.source.close()
         delay, next_try = 0.5, time.monotonic() + 0.5
         while not self.stop.wait(0.1):
+            self.voices = {}
             self._publish(self.perception.lost(time.monotonic()))
             if time.monotonic() < next_try:
                 continue
@@ -176,16 +195,15 @@ class Daemon:
             return
         if self.preview is not None:
             self.preview_frame = self._preview_view(image, result)  # one assignment: nobody waits on the window
+        self.voices = result.voices()
         self._publish(result.state)
+        self.osc.send_faces(result.faces)
         self._send_controls()
 
     def _preview_view(self, image, result: FrameResult) -> PreviewFrame:
         """What the window shows of one frame; the one place that knows how FrameResult holds its faces."""
-        faces: tuple[FaceView, ...] = ()
-        if result.box is not None:
-            reading = result.reading
-            probs = tuple(float(p) for p in reading.probs) if reading is not None else None
-            faces = (FaceView(result.box, probs, reading.label if reading is not None else None),)
+        faces = tuple(FaceView(face.box, tuple(float(p) for p in face.reading.probs), face.reading.label, face.slot)
+                      for face in result.faces)
         return PreviewFrame(image, faces, result.state)
 
     def _publish(self, state: EmotionState) -> None:
@@ -308,7 +326,8 @@ class Daemon:
         self.mapping = mapping
         self.composer.set_mapping(mapping)
         self.controls.set_controls(mapping)
-        self.perception.smoother.config = mapping.smoothing
+        self.perception.set_smoothing(mapping.smoothing)
+        self.perception.configure(self.config.faces or mapping.faces.follow, mapping.faces.max_faces)
         log.info("mapping %s loaded; it plays from the next bar", mapping.source)
 
     # --- the control surface (emobridge.control.ControlHandler) ---------------

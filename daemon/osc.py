@@ -10,6 +10,7 @@ Address table (prefix configurable, default ``/emobridge``):
     /tempo     f BPM                      on change and once per bar
     /mode      s major|minor|...          on change and once per bar
     /density   f 0..1                     on change and once per bar
+    /source    i 1|0, s name              when the camera (or file) is lost, and when it is back
     /faces     i count                    when the number of faces followed changes
     /voice     i n, s label, f confidence, f valence, f arousal
                                           faces: each: every processed frame, per face voice (n from 1)
@@ -113,6 +114,9 @@ class OscOut:
             self.send("tempo", float(tempo))
             self.send("mode", mode)
             self.send("density", float(density))
+
+    def send_source(self, ok: bool, name: str) -> None:
+        self.send("source", 1 if ok else 0, name)
 
     def send_faces(self, faces: Sequence[FaceResult]) -> None:
         """The number of faces followed (on change) and, with faces: each, every face voice's emotion."""

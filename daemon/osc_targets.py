@@ -54,7 +54,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 EMOBRIDGE_MESSAGES: tuple[str, ...] = ("emotion", "probs", "valence", "arousal", "face", "tempo", "mode", "density",
-                                       "faces", "voice")
+                                       "faces", "voice", "source")
 ABLETONOSC_TEMPO = "/live/song/set/tempo"
 REAPER_TEMPO = "/tempo/raw"
 DEFAULT_HOST = "127.0.0.1"
@@ -278,6 +278,15 @@ class OscSender:
                 self._send_table(self.table.take())
         except Exception as error:  # never let OSC stop the music
             self.warn("OSC: sending the emotion failed (%s); still trying", error)
+
+    def send_source(self, ok: bool, name: str) -> None:
+        """The camera (or file) lost (0) or back (1), to emobridge-preset targets."""
+        try:
+            with self.lock:
+                self.table.send_source(ok, name)
+                self._send_table(self.table.take())
+        except Exception as error:  # never let OSC stop the music
+            self.warn("OSC: sending the source state failed (%s); still trying", error)
 
     def send_faces(self, faces: Sequence[FaceResult]) -> None:
         """The face count and the face voices' emotions, to emobridge-preset targets."""

@@ -42,7 +42,7 @@ def png_claiming(width: int, height: int) -> bytes:
 
 
 def run(osc: OscListener, *source: str) -> tuple[int, str]:
-    daemon = emobridge("run", *source, "--fast", "--osc", osc.target, "--midi-backend", "jack",
+    daemon = emobridge("run", *source, "--fast", "--stop-at-end", "--osc", osc.target, "--midi-backend", "jack",
                        "--midi-port", unique_port())
     try:
         _, err = daemon.communicate(timeout=TIMEOUT)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import signal
 import subprocess
+import time
 
 import pytest
 
@@ -40,7 +41,7 @@ def test_each_face_plays_its_own_voice_on_its_own_channel(jack_server, osc, tmp_
     mapping = tmp_path / "voices.yaml"
     mapping.write_text(fixed_tempo_mapping(120) + "faces: {follow: each, channels: [5, 6]}\n")
     port = unique_port()
-    daemon = emobridge("run", "--video", str(clip), "--mapping", str(mapping), "--speed", "2",
+    daemon = emobridge("run", "--video", str(clip), "--stop-at-end", "--mapping", str(mapping), "--speed", "2",
                        "--midi-backend", "jack", "--midi-port", port, "--osc", osc.target)
     receiver = connect(port, daemon)
     status, err = finish(daemon)
@@ -73,7 +74,7 @@ def test_fade_out_policy_silences_the_music_without_a_face_and_brings_it_back(ja
     mapping = tmp_path / "fade.yaml"
     mapping.write_text(fixed_tempo_mapping(120) + "smoothing: {no_face: fade_out, no_face_fade: 1.0}\n")
     port = unique_port()
-    daemon = emobridge("run", "--video", str(clip), "--mapping", str(mapping),
+    daemon = emobridge("run", "--video", str(clip), "--stop-at-end", "--mapping", str(mapping),
                        "--midi-backend", "jack", "--midi-port", port, "--osc", osc.target)
     receiver = connect(port, daemon)
     status, err = finish(daemon)
@@ -101,7 +102,7 @@ def test_hold_policy_keeps_the_emotion_and_the_music_without_a_face(jack_server,
     mapping = tmp_path / "hold.yaml"
     mapping.write_text("smoothing: {no_face: hold, no_face_fade: 1.0}\n")
     port = unique_port()
-    daemon = emobridge("run", "--video", str(clip), "--mapping", str(mapping),
+    daemon = emobridge("run", "--video", str(clip), "--stop-at-end", "--mapping", str(mapping),
                        "--midi-backend", "jack", "--midi-port", port, "--osc", osc.target)
     receiver = connect(port, daemon)
     status, err = finish(daemon)
@@ -118,5 +119,35 @@ def test_hold_policy_keeps_the_emotion_and_the_music_without_a_face(jack_server,
     assert last_seen > 0.1 and held and max(abs(v - last_seen) for v in held) < 0.05, \
         f"the emotion drifted although the policy is hold: {last_seen:.2f} then {min(held):.2f}..{max(held):.2f}"
     assert [m for m in receiver.snapshot() if m.is_note_on and m.time > lost_at + 1.5], "the music stopped"
+    assert stuck_notes(receiver.snapshot()) == {}
+    receiver.close()
+
+
+def test_a_file_that_ends_is_a_lost_camera_the_music_goes_on_and_it_is_opened_again(jack_server, osc, tmp_path,
+                                                                                     faces):
+    left, _ = faces
+    clip = write_clip(tmp_path / "short.avi", [(2, [left])])
+    port = unique_port()
+    daemon = emobridge("run", "--video", str(clip), "--midi-backend", "jack", "--midi-port", port,
+                       "--osc", osc.target)
+    try:
+        receiver = connect(port, daemon)
+        assert osc.wait_for("/emobridge/source", timeout=20), "no /emobridge/source 0 when the file ended"
+        ended_at, (ok, name) = osc.received_at("/emobridge/source")[0]
+        assert (ok, name) == (0, str(clip))
+        deadline = ended_at + 6.0
+        while time.monotonic() < deadline and daemon.poll() is None:
+            time.sleep(0.1)
+        assert daemon.poll() is None, "the daemon stopped at the end of the file"
+        sources = [args for _, args in osc.received_at("/emobridge/source")]
+        assert (1, str(clip)) in sources, f"the file was not opened again: {sources}"
+        assert [m for m in receiver.snapshot() if m.is_note_on and m.time > ended_at + 0.2], "the music stopped"
+        faces_seen = [args[0] for _, args in osc.received_at("/emobridge/face")]
+        assert faces_seen[:3] == [1, 0, 1], f"face messages: {faces_seen}"
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        status, err = finish(daemon, timeout=10)
+    assert status == 0, err
+    assert f"end of {clip}; the music goes on" in err, err
     assert stuck_notes(receiver.snapshot()) == {}
     receiver.close()

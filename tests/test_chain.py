@@ -88,7 +88,7 @@ def test_video_file_runs_the_same_chain(jack_server, osc, tmp_path):
         ok, frame = clip.read()
     writer.release()
     started = time.monotonic()
-    daemon = emobridge("run", "--video", str(tmp_path / "mine.avi"), "--osc", osc.target,
+    daemon = emobridge("run", "--video", str(tmp_path / "mine.avi"), "--stop-at-end", "--osc", osc.target,
                        "--midi-backend", "jack", "--midi-port", unique_port())
     _, err = daemon.communicate(timeout=60)
     assert daemon.returncode == 0, err

@@ -136,6 +136,8 @@ def test_camera_gone_and_back_keeps_the_music_and_reconnects(jack_server, osc, t
         assert wait_until(lambda: (0,) in osc_since(osc, mark, "/emobridge/face") or daemon.poll() is not None, 10)
         assert_alive(daemon, "the source went away")
         assert osc_since(osc, mark, "/emobridge/face")[-1:] == [(0,)], "no /emobridge/face 0 when the source went away"
+        assert wait_until(lambda: (0, str(folder)) in osc_since(osc, mark, "/emobridge/source"), 5), \
+            "no /emobridge/source 0 naming the lost source"
         time.sleep(3.0)
         assert_alive(daemon, "the source stayed away for 3 s")
         assert note_ons_since(receiver, gone_at + 2.0), "the music stopped while the source was gone"
@@ -145,6 +147,8 @@ def test_camera_gone_and_back_keeps_the_music_and_reconnects(jack_server, osc, t
         assert wait_until(lambda: (1,) in osc_since(osc, back, "/emobridge/face") or daemon.poll() is not None, 15), \
             "frames never came back after the source returned"
         assert_alive(daemon, "the source came back")
+        assert wait_until(lambda: (1, str(folder)) in osc_since(osc, back, "/emobridge/source"), 5), \
+            "no /emobridge/source 1 when the source came back"
         probs_back = len(osc_since(osc, back, "/emobridge/probs"))
         assert wait_until(lambda: len(osc_since(osc, back, "/emobridge/probs")) > probs_back + 5, 5)
 

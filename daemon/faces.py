@@ -235,24 +235,7 @@ class FaceTracker:
         hold_frames: int = 2,
         jitter: float = 0.5,
     ) -> None:
-        if redetect_every < 1:
-            raise ValueError(f"redetect_every must be at least 1, got {redetect_every}")
-        if search < 1.2:
-            raise ValueError(f"search must be at least 1.2 (times the face), got {search}")
-        if face_px < 32:
-            raise ValueError(f"face_px must be at least 32 px, got {face_px}")
-        self.full = detector or FaceDetector(detect_width=detect_width, min_face=min_face)
-        self._cascade = self.full._cascade
-        self.face_px = face_px
-        # The cascade's boxes on a face ~48 px wide come out wider than on the same face at
-        # FaceDetector's scale (~100 px): measured 7% (demo clip) to 8.5% (FER faces) at the
-        # median. Shrinking them about their centre keeps crops framed as the model was
-        # trained, whichever search found the face; without it some faces change class.
-        self.box_scale = (1 / 1.06) if face_px <= 56 else 1.0
-        self.search = search
-        self.redetect_every = redetect_every
-        self.hold_frames = hold_frames
-        self.jitter = jitter
+        _set_tracking(self, detector, detect_width, min_face, face_px, search, redetect_every, hold_frames, jitter)
         self.reset()
 
     def reset(self) -> None:
@@ -327,6 +310,30 @@ class FaceTracker:
 
 
 Box = tuple[float, float, float, float]  # x, y, w, h in frame pixels, smoothed (so not rounded)
+
+
+def _set_tracking(tracker: FaceTracker | MultiFaceTracker, detector: FaceDetector | None, detect_width: int,
+                  min_face: int, face_px: int, search: float, redetect_every: int, hold_frames: int,
+                  jitter: float) -> None:
+    """Check and store the settings both trackers share (see FaceTracker)."""
+    if redetect_every < 1:
+        raise ValueError(f"redetect_every must be at least 1, got {redetect_every}")
+    if search < 1.2:
+        raise ValueError(f"search must be at least 1.2 (times the face), got {search}")
+    if face_px < 32:
+        raise ValueError(f"face_px must be at least 32 px, got {face_px}")
+    tracker.full = detector or FaceDetector(detect_width=detect_width, min_face=min_face)
+    tracker._cascade = tracker.full._cascade
+    tracker.face_px = face_px
+    # The cascade's boxes on a face ~48 px wide come out wider than on the same face at
+    # FaceDetector's scale (~100 px): measured 7% (demo clip) to 8.5% (FER faces) at the
+    # median. Shrinking them about their centre keeps crops framed as the model was
+    # trained, whichever search found the face; without it some faces change class.
+    tracker.box_scale = (1 / 1.06) if face_px <= 56 else 1.0
+    tracker.search = search
+    tracker.redetect_every = redetect_every
+    tracker.hold_frames = hold_frames
+    tracker.jitter = jitter
 
 
 def search_near(cascade: cv2.CascadeClassifier, grey: np.ndarray, last: Box, face_px: int, search: float,
@@ -427,15 +434,8 @@ class MultiFaceTracker:
                  hold_frames: int = 2, jitter: float = 0.5, match: float = 0.6) -> None:
         if max_faces < 1:
             raise ValueError(f"max_faces must be at least 1, got {max_faces}")
-        self.full = detector or FaceDetector(detect_width=detect_width, min_face=min_face)
-        self._cascade = self.full._cascade
+        _set_tracking(self, detector, detect_width, min_face, face_px, search, redetect_every, hold_frames, jitter)
         self.max_faces = max_faces
-        self.face_px = face_px
-        self.box_scale = (1 / 1.06) if face_px <= 56 else 1.0
-        self.search = search
-        self.redetect_every = redetect_every
-        self.hold_frames = hold_frames
-        self.jitter = jitter
         self.match = match
         self._next_id = 0
         self.reset()

@@ -40,7 +40,7 @@ from __future__ import annotations
 import logging
 import socket
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -272,30 +272,24 @@ class OscSender:
     # --- the OscOut interface -------------------------------------------------
     def send_emotion(self, state: EmotionState) -> None:
         """One processed frame: the emotion stream to emobridge-preset targets."""
-        try:
-            with self.lock:
-                self.table.send_emotion(state)
-                self._send_table(self.table.take())
-        except Exception as error:  # never let OSC stop the music
-            self.warn("OSC: sending the emotion failed (%s); still trying", error)
+        self._via_table("the emotion", lambda table: table.send_emotion(state))
 
     def send_source(self, ok: bool, name: str) -> None:
         """The camera (or file) lost (0) or back (1), to emobridge-preset targets."""
-        try:
-            with self.lock:
-                self.table.send_source(ok, name)
-                self._send_table(self.table.take())
-        except Exception as error:  # never let OSC stop the music
-            self.warn("OSC: sending the source state failed (%s); still trying", error)
+        self._via_table("the source state", lambda table: table.send_source(ok, name))
 
     def send_faces(self, faces: Sequence[FaceResult]) -> None:
         """The face count and the face voices' emotions, to emobridge-preset targets."""
+        self._via_table("the faces", lambda table: table.send_faces(faces))
+
+    def _via_table(self, what: str, collect: Callable[[_Table], None]) -> None:
+        """Let the table decide what to send (osc.OscOut's logic), then send it to emobridge-preset targets."""
         try:
             with self.lock:
-                self.table.send_faces(faces)
+                collect(self.table)
                 self._send_table(self.table.take())
         except Exception as error:  # never let OSC stop the music
-            self.warn("OSC: sending the faces failed (%s); still trying", error)
+            self.warn("OSC: sending %s failed (%s); still trying", what, error)
 
     def send_music(self, tempo: float, mode: str, density: float, bar_start: bool) -> None:
         """Tempo, mode and density: the table at changes and bar starts; tempo presets on change only."""

@@ -30,6 +30,20 @@ def finish(daemon: subprocess.Popen, timeout: float = 60) -> tuple[int, str]:
     return daemon.returncode, err
 
 
+def play_through(clip, mapping_text: str, tmp_path, osc, *args: str):
+    """Run the whole clip once with this mapping (OSC to *osc*); the receiver, once the daemon exited 0."""
+    mapping = tmp_path / "mapping.yaml"
+    mapping.write_text(mapping_text)
+    port = unique_port()
+    daemon = emobridge("run", "--video", str(clip), "--stop-at-end", "--mapping", str(mapping), *args,
+                       "--midi-backend", "jack", "--midi-port", port, "--osc", osc.target)
+    receiver = connect(port, daemon)
+    status, err = finish(daemon)
+    assert status == 0, err
+    assert "Traceback" not in err, err
+    return receiver
+
+
 @pytest.fixture(scope="module")
 def faces() -> tuple[Placed, Placed]:
     return Placed(face_patch(COLLINS_HAPPY), 5, 60), Placed(face_patch(HOPPER_NEUTRAL), 330, 70)
@@ -38,15 +52,8 @@ def faces() -> tuple[Placed, Placed]:
 def test_each_face_plays_its_own_voice_on_its_own_channel(jack_server, osc, tmp_path, faces):
     left, right = faces
     clip = write_clip(tmp_path / "two.avi", [(3, [left]), (6, [left, right]), (5, [right])])
-    mapping = tmp_path / "voices.yaml"
-    mapping.write_text(fixed_tempo_mapping(120) + "faces: {follow: each, channels: [5, 6]}\n")
-    port = unique_port()
-    daemon = emobridge("run", "--video", str(clip), "--stop-at-end", "--mapping", str(mapping), "--speed", "2",
-                       "--midi-backend", "jack", "--midi-port", port, "--osc", osc.target)
-    receiver = connect(port, daemon)
-    status, err = finish(daemon)
-    assert status == 0, err
-    assert "Traceback" not in err, err
+    receiver = play_through(clip, fixed_tempo_mapping(120) + "faces: {follow: each, channels: [5, 6]}\n",
+                            tmp_path, osc, "--speed", "2")
 
     counts = osc.received_at("/emobridge/faces")
     assert [args[0] for _, args in counts] == [1, 2, 1], f"face counts sent: {counts}"
@@ -71,14 +78,8 @@ def test_each_face_plays_its_own_voice_on_its_own_channel(jack_server, osc, tmp_
 def test_fade_out_policy_silences_the_music_without_a_face_and_brings_it_back(jack_server, osc, tmp_path, faces):
     left, _ = faces
     clip = write_clip(tmp_path / "away.avi", [(3, [left]), (5, []), (4, [left])])
-    mapping = tmp_path / "fade.yaml"
-    mapping.write_text(fixed_tempo_mapping(120) + "smoothing: {no_face: fade_out, no_face_fade: 1.0}\n")
-    port = unique_port()
-    daemon = emobridge("run", "--video", str(clip), "--stop-at-end", "--mapping", str(mapping),
-                       "--midi-backend", "jack", "--midi-port", port, "--osc", osc.target)
-    receiver = connect(port, daemon)
-    status, err = finish(daemon)
-    assert status == 0, err
+    receiver = play_through(clip, fixed_tempo_mapping(120) + "smoothing: {no_face: fade_out, no_face_fade: 1.0}\n",
+                            tmp_path, osc)
 
     face = osc.received_at("/emobridge/face")
     assert [args[0] for _, args in face] == [1, 0, 1], f"face messages: {face}"
@@ -99,14 +100,7 @@ def test_fade_out_policy_silences_the_music_without_a_face_and_brings_it_back(ja
 def test_hold_policy_keeps_the_emotion_and_the_music_without_a_face(jack_server, osc, tmp_path, faces):
     left, _ = faces
     clip = write_clip(tmp_path / "away.avi", [(3, [left]), (5, [])])
-    mapping = tmp_path / "hold.yaml"
-    mapping.write_text("smoothing: {no_face: hold, no_face_fade: 1.0}\n")
-    port = unique_port()
-    daemon = emobridge("run", "--video", str(clip), "--stop-at-end", "--mapping", str(mapping),
-                       "--midi-backend", "jack", "--midi-port", port, "--osc", osc.target)
-    receiver = connect(port, daemon)
-    status, err = finish(daemon)
-    assert status == 0, err
+    receiver = play_through(clip, "smoothing: {no_face: hold, no_face_fade: 1.0}\n", tmp_path, osc)
 
     face = osc.received_at("/emobridge/face")
     assert [args[0] for _, args in face] == [1, 0]

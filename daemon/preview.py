@@ -116,7 +116,7 @@ def _draw_face(canvas: np.ndarray, face: FaceView, scale: float) -> None:
     x0, y0 = round(b.x * scale), round(b.y * scale)
     x1, y1 = round((b.x + b.w) * scale), round((b.y + b.h) * scale)
     cv2.rectangle(canvas, (x0, y0), (x1, y1), FACE, 2)
-    words = [f"#{face.slot}"] if face.slot is not None else []
+    words = [f"voice {face.slot + 1}"] if face.slot is not None else []  # numbered as OSC /voice counts them
     if face.label:
         words.append(face.label + (f" {max(face.probs):.2f}" if face.probs else ""))
     if words:  # above the box, or inside its top when the box touches the top edge

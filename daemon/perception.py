@@ -73,12 +73,18 @@ class Perception:
         self.follow = ""
         self.max_faces = max_faces
         self.detector: Detector = FaceTracker()
-        self.configure(follow, max_faces, detector)
+        self.configure(follow, max_faces)
+        self._apply_configuration(detector)
 
-    def configure(self, follow: str, max_faces: int, detector: Detector | None = None) -> None:
-        """Change which faces count (a mapping reload); the trackers start afresh when that changes."""
+    def configure(self, follow: str, max_faces: int) -> None:
+        """Change which faces count (a mapping reload, from any thread): it takes effect at the next
+        frame, in the perception thread, and the trackers start afresh if it changed."""
         if follow not in FOLLOW_MODES:
             raise ValueError(f"faces must be one of {', '.join(FOLLOW_MODES)}, got {follow!r}")
+        self._wanted = (follow, max_faces)
+
+    def _apply_configuration(self, detector: Detector | None = None) -> None:
+        follow, max_faces = self._wanted
         if detector is None and (follow, max_faces) == (self.follow, self.max_faces):
             return
         self.follow, self.max_faces = follow, max_faces
@@ -99,6 +105,7 @@ class Perception:
         timings: if given, the seconds (``time.perf_counter``) each stage took are stored
         into it under :data:`STAGES` ("crop" and "classify" are 0 when no face was found).
         """
+        self._apply_configuration()
         clock = time.perf_counter
         t0 = clock()
         tracked = self._find(image)
@@ -152,6 +159,7 @@ class Perception:
 
     def lost(self, now: float) -> EmotionState:
         """No frame at all (camera gone): the smoother follows the no-face policy, as for a lost face."""
+        self._apply_configuration()
         reset = getattr(self.detector, "reset", None)
         if reset is not None:
             reset()  # the face may be anywhere when frames come back

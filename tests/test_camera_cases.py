@@ -145,3 +145,29 @@ def test_a_file_that_ends_is_a_lost_camera_the_music_goes_on_and_it_is_opened_ag
     assert f"end of {clip}; the music goes on" in err, err
     assert stuck_notes(receiver.snapshot()) == {}
     receiver.close()
+
+
+def test_switching_to_each_face_in_a_saved_mapping_gives_the_faces_their_voices(jack_server, osc, tmp_path, faces):
+    clip = write_clip(tmp_path / "two.avi", [(4, list(faces))])
+    mapping = tmp_path / "live.yaml"
+    mapping.write_text(fixed_tempo_mapping(120))
+    port = unique_port()
+    daemon = emobridge("run", "--video", str(clip), "--loop", "--mapping", str(mapping), "--speed", "2",
+                       "--midi-backend", "jack", "--midi-port", port, "--osc", osc.target)
+    try:
+        receiver = connect(port, daemon)
+        assert receiver.wait_for(lambda m: m.is_note_on, timeout=20)
+        time.sleep(2.0)
+        assert not [m for m in receiver.snapshot() if m.is_note_on and m.channel in (4, 5)], "voices before asked"
+        mapping.write_text(fixed_tempo_mapping(120) + "faces: {follow: each, channels: [5, 6]}\n")
+        saved = time.monotonic()
+        assert receiver.wait_for(lambda m: m.is_note_on and m.channel == 4 and m.time > saved, timeout=10)
+        assert receiver.wait_for(lambda m: m.is_note_on and m.channel == 5 and m.time > saved, timeout=10)
+        assert daemon.poll() is None
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        status, err = finish(daemon, timeout=10)
+    assert status == 0, err
+    assert "Traceback" not in err and "perception failed" not in err, err
+    assert stuck_notes(receiver.snapshot()) == {}
+    receiver.close()

@@ -134,7 +134,8 @@ def test_each_gives_every_face_a_slot_it_keeps_and_its_own_emotion(classifier, s
 
 def test_changing_follow_starts_the_trackers_afresh(classifier):
     perception = Perception(classifier, follow="largest")
-    perception.configure("each", 2)
+    perception.configure("each", 2)  # from the reload thread: applied by the perception thread's next frame
+    perception.process(np.zeros((480, 640, 3), np.uint8), 0.0)
     assert isinstance(perception.detector, MultiFaceTracker) and perception.detector.max_faces == 2
     with pytest.raises(ValueError):
         perception.configure("everyone", 2)

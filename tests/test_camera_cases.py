@@ -171,3 +171,15 @@ def test_switching_to_each_face_in_a_saved_mapping_gives_the_faces_their_voices(
     assert "Traceback" not in err and "perception failed" not in err, err
     assert stuck_notes(receiver.snapshot()) == {}
     receiver.close()
+
+
+def test_a_clip_with_no_face_at_all_plays_neutral_music(jack_server, osc, tmp_path):
+    clip = write_clip(tmp_path / "empty_room.avi", [(4, [])])
+    receiver = play_through(clip, fixed_tempo_mapping(120), tmp_path, osc)
+    assert [args[0] for args in osc.received("/emobridge/face")] == [0]
+    assert osc.received("/emobridge/emotion") == [], "an emotion was reported without a face"
+    assert osc.received("/emobridge/faces") == [(0,)]
+    assert {args[0] for args in osc.received("/emobridge/mode")} == {"major"}  # neutral's mode
+    assert [m for m in receiver.snapshot() if m.is_note_on], "no music without a face"
+    assert stuck_notes(receiver.snapshot()) == {}
+    receiver.close()

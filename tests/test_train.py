@@ -76,6 +76,32 @@ def test_init_starts_from_an_earlier_runs_weights_and_mixup_trains(tmp_path):
         Trainer(tuned)
 
 
+def test_a_small_student_learns_from_a_wider_teacher(tmp_path):
+    data = write_csv(tmp_path / "fer2013.csv", 6)
+    teacher_cfg = config(tmp_path, data, epochs=1)
+    teacher_cfg.workdir, teacher_cfg.widths = str(tmp_path / "teacher"), (8, 16, 16, 32)
+    Trainer(teacher_cfg).run(stop_after=1)
+    best = tmp_path / "teacher" / "best.pt"
+
+    student_cfg = config(tmp_path, data, epochs=1)
+    student_cfg.workdir, student_cfg.teacher = str(tmp_path / "student"), str(best)
+    student = Trainer(student_cfg)
+    before = {k: v.clone() for k, v in student.teacher.state_dict().items()}
+    x = torch.randn(5, 1, 48, 48)
+    logits = student.model(x)
+    assert student.distill_loss(x, student.teacher(x)) < 1e-4  # the teacher agrees with itself
+    assert student.distill_loss(x, logits) > 0
+    loss, _ = student.train_epoch()
+    assert np.isfinite(loss)
+    assert all(torch.equal(before[k], v) for k, v in student.teacher.state_dict().items()), "the teacher changed"
+    assert student.model.widths == (4, 8, 8, 16)  # the student keeps its own (shipped) size
+
+    with pytest.raises(ValueError, match="best.pt"):
+        torch.save({"model": {}}, tmp_path / "last.pt")
+        student_cfg.teacher = str(tmp_path / "last.pt")
+        Trainer(student_cfg)
+
+
 def test_export_check_catches_a_mismatch(tmp_path):
     from emobridge.model_info import ModelInfo
     from emobridge.train.export import export_onnx

@@ -23,6 +23,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--init", default="", help="start from the weights in this checkpoint (best.pt or last.pt of an earlier run)")
     parser.add_argument("--warmup", type=float, default=defaults["warmup"], help="share of steps rising to the peak rate (default %(default)s)")
     parser.add_argument("--mixup", type=float, default=defaults["mixup"], help="mixup alpha, 0 for none (default %(default)s)")
+    parser.add_argument("--teacher", default="", help="distil from this bigger run's best.pt (knowledge distillation)")
+    parser.add_argument("--distill-weight", type=float, default=defaults["distill_weight"],
+                        help="share of the loss that follows the teacher (default %(default)s)")
     parser.add_argument("--stop-after", type=int, help="pause after this many epochs (resume later with the same command)")
 
 
@@ -32,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = TrainConfig(data=args.data, out=args.out, workdir=args.workdir, epochs=args.epochs, batch_size=args.batch_size,
                       lr=args.lr, widths=tuple(int(w) for w in args.widths.split(",")), seed=args.seed,
                       device=args.device, threads=args.threads, init=args.init, warmup=args.warmup,
-                      mixup=args.mixup)
+                      mixup=args.mixup, teacher=args.teacher, distill_weight=args.distill_weight)
     Trainer(cfg).run(stop_after=args.stop_after)
     return 0
 

@@ -92,6 +92,16 @@ def predict(model: nn.Module, images: np.ndarray, device: torch.device, batch: i
     return np.concatenate(out)
 
 
+def load_teacher(path: Path, device: torch.device) -> nn.Module:
+    """A trained network to distil from: a run's best.pt (its config says its widths), frozen."""
+    state = torch.load(path, map_location=device, weights_only=False)
+    if "weights" not in state or "config" not in state:
+        raise ValueError(f"{path} is not a training run's best.pt (weights and config): give one as --teacher")
+    teacher = EmotionNet(tuple(state["config"]["widths"]), dropout=state["config"].get("dropout", 0.3))
+    teacher.load_state_dict(state["weights"])
+    return teacher.to(device).eval().requires_grad_(False)
+
+
 class Trainer:
     def __init__(self, cfg: TrainConfig):
         self.cfg = cfg
@@ -114,6 +124,7 @@ class Trainer:
         self.best_accuracy = -1.0
         if cfg.init:
             self.load_initial_weights(Path(cfg.init))
+        self.teacher = load_teacher(Path(cfg.teacher), self.device) if cfg.teacher else None
 
     def load_initial_weights(self, path: Path) -> None:
         state = torch.load(path, map_location=self.device, weights_only=False)
@@ -180,14 +191,25 @@ class Trainer:
         smoothing = self.cfg.label_smoothing
         if self.cfg.mixup <= 0:
             logits = self.model(x)
-            return logits, F.cross_entropy(logits, y, label_smoothing=smoothing)
-        # mixup: blend pairs of faces and their labels, a guard against FER2013's noisy labels
-        lam = float(np.random.beta(self.cfg.mixup, self.cfg.mixup))
-        perm = torch.randperm(len(y), generator=self.generator, device=x.device)
-        logits = self.model(lam * x + (1 - lam) * x[perm])
-        loss = lam * F.cross_entropy(logits, y, label_smoothing=smoothing) + \
-            (1 - lam) * F.cross_entropy(logits, y[perm], label_smoothing=smoothing)
+            loss = F.cross_entropy(logits, y, label_smoothing=smoothing)
+        else:
+            # mixup: blend pairs of faces and their labels, a guard against FER2013's noisy labels
+            lam = float(np.random.beta(self.cfg.mixup, self.cfg.mixup))
+            perm = torch.randperm(len(y), generator=self.generator, device=x.device)
+            x = lam * x + (1 - lam) * x[perm]
+            logits = self.model(x)
+            loss = lam * F.cross_entropy(logits, y, label_smoothing=smoothing) + \
+                (1 - lam) * F.cross_entropy(logits, y[perm], label_smoothing=smoothing)
+        if self.teacher is not None:
+            loss = (1 - self.cfg.distill_weight) * loss + self.cfg.distill_weight * self.distill_loss(x, logits)
         return logits, loss
+
+    def distill_loss(self, x: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        """KL divergence to the teacher's softened output on the same (augmented) faces (Hinton et al.)."""
+        t = self.cfg.distill_temperature
+        with torch.no_grad():
+            target = F.softmax(self.teacher(x) / t, dim=1)
+        return F.kl_div(F.log_softmax(logits / t, dim=1), target, reduction="batchmean") * t * t
 
     @torch.no_grad()
     def update_ema(self) -> None:

@@ -170,6 +170,7 @@ class Daemon:
         while not self.stop.wait(0.1):
             self.voices = {}
             self._publish(self.perception.lost(time.monotonic()))
+            self.osc.send_faces(())  # /faces 0, once: nobody is seen while the source is gone
             if time.monotonic() < next_try:
                 continue
             try:

@@ -37,6 +37,14 @@ class EmotionReading:
         return cls(probs, EMOTIONS[best], float(probs[best]))
 
 
+def normalise(faces: np.ndarray, info: ModelInfo) -> np.ndarray:
+    """uint8 N×S×S faces → a model's float N×1×S×S input, exactly as the daemon feeds it (training's export
+    check uses this too: an int8 model can change its answer for a face on a last-bit difference)."""
+    x = faces.astype(np.float32) * np.float32(1.0 / 255.0)
+    x = (x - np.float32(info.mean)) / np.float32(info.std)
+    return x[:, None, :, :]
+
+
 def default_model_path() -> Path:
     return Path(str(resources.files("emobridge.models") / DEFAULT_MODEL))
 
@@ -74,9 +82,7 @@ class EmotionClassifier:
 
     def prepare(self, faces: np.ndarray) -> np.ndarray:
         """uint8 N×S×S faces → the model's normalised float N×1×S×S input."""
-        x = faces.astype(np.float32) * np.float32(1.0 / 255.0)
-        x = (x - np.float32(self.info.mean)) / np.float32(self.info.std)
-        return x[:, None, :, :]
+        return normalise(faces, self.info)
 
     def probabilities(self, faces: np.ndarray) -> np.ndarray:
         """Probabilities (N×7, :data:`EMOTIONS` order) for a batch of uint8 faces."""

@@ -102,6 +102,63 @@ def test_a_small_student_learns_from_a_wider_teacher(tmp_path):
         Trainer(student_cfg)
 
 
+def test_flip_and_int8_export_runs_in_the_runtime_and_says_so(tmp_path, monkeypatch):
+    import emobridge.train.export as export
+    from emobridge.train.export import FlipAveraged, run_onnx
+
+    # A 2-epoch toy model is nearly uniform, so int8 may move its top class on many faces; the
+    # agreement check itself is tested below.
+    monkeypatch.setattr(export, "INT8_AGREEMENT", 0.0)
+
+    data = write_folders(write_folders(tmp_path / "data", "train", 12), "val", 3, seed=77)
+    cfg = config(tmp_path, data, epochs=2)
+    trainer = Trainer(cfg)
+    trainer.run()
+    plain = EmotionClassifier(cfg.out)
+    assert plain.info.extra["tta"] == "none" and plain.info.extra["weights"] == "float32"
+
+    cfg.tta, cfg.out = "flip", str(tmp_path / "flip.onnx")
+    Trainer(cfg).export()
+    flip = EmotionClassifier(cfg.out)
+    faces = np.stack([face(i % 7, i) for i in range(12)])
+    mirrored = faces[:, :, ::-1]
+    assert np.allclose(flip.probabilities(faces), flip.probabilities(mirrored), atol=1e-5)  # the graph reads both
+    both = (plain.probabilities(faces) + plain.probabilities(mirrored)) / 2
+    assert np.allclose(flip.probabilities(faces), both, atol=1e-4)
+
+    cfg.int8, cfg.out = True, str(tmp_path / "int8.onnx")
+    Trainer(cfg).export()
+    small = EmotionClassifier(cfg.out)  # loads like any model, metadata and all
+    assert small.info.extra["weights"] == "int8" and small.info.extra["tta"] == "flip"
+    assert small.info.val_accuracy is not None
+    ops = {node.op_type for node in __import__("onnx").load(cfg.out).graph.node}
+    assert "QuantizeLinear" in ops and "DequantizeLinear" in ops
+    assert not (tmp_path / "int8.float.onnx").exists()  # the float intermediate is not left behind
+    # the accuracy written into the file is the file's own, as the daemon runs it
+    val = trainer.val_set
+    accuracy = float(np.mean(run_onnx(small.path, val.images, small.info).argmax(1) == val.labels))
+    assert small.info.val_accuracy == round(accuracy, 4)
+    assert isinstance(FlipAveraged(trainer.model), torch.nn.Module)
+
+
+def test_int8_that_changes_answers_is_refused(tmp_path, monkeypatch):
+    import emobridge.train.export as export
+
+    data = write_folders(write_folders(tmp_path / "data", "train", 8), "val", 2, seed=77)
+    cfg = config(tmp_path, data, epochs=1)
+    Trainer(cfg).run()
+    monkeypatch.setattr(export, "INT8_AGREEMENT", 1.01)  # no model can keep more than all its answers
+    cfg.int8, cfg.out = True, str(tmp_path / "int8.onnx")
+    with pytest.raises(RuntimeError, match="int8 check failed"):
+        Trainer(cfg).export()
+
+
+def test_export_only_needs_a_trained_run(tmp_path):
+    data = write_csv(tmp_path / "fer2013.csv", 6)
+    with pytest.raises(FileNotFoundError, match="best.pt"):
+        Trainer(config(tmp_path, data, epochs=1)).export()
+
+
 def test_export_check_catches_a_mismatch(tmp_path):
     from emobridge.model_info import ModelInfo
     from emobridge.train.export import export_onnx

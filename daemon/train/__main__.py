@@ -26,6 +26,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--teacher", default="", help="distil from this bigger run's best.pt (knowledge distillation)")
     parser.add_argument("--distill-weight", type=float, default=defaults["distill_weight"],
                         help="share of the loss that follows the teacher (default %(default)s)")
+    parser.add_argument("--tta", choices=("none", "flip"), default=defaults["tta"],
+                        help="flip: the exported model also reads the mirrored face and averages (default %(default)s)")
+    parser.add_argument("--int8", action="store_true", help="export int8 weights (static quantisation, ~2.5x faster)")
+    parser.add_argument("--export-only", action="store_true",
+                        help="skip training: export the work folder's best.pt again (e.g. with --tta or --int8)")
     parser.add_argument("--stop-after", type=int, help="pause after this many epochs (resume later with the same command)")
 
 
@@ -35,8 +40,13 @@ def run(args: argparse.Namespace) -> int:
     cfg = TrainConfig(data=args.data, out=args.out, workdir=args.workdir, epochs=args.epochs, batch_size=args.batch_size,
                       lr=args.lr, widths=tuple(int(w) for w in args.widths.split(",")), seed=args.seed,
                       device=args.device, threads=args.threads, init=args.init, warmup=args.warmup,
-                      mixup=args.mixup, teacher=args.teacher, distill_weight=args.distill_weight)
-    Trainer(cfg).run(stop_after=args.stop_after)
+                      mixup=args.mixup, teacher=args.teacher, distill_weight=args.distill_weight,
+                      tta=args.tta, int8=args.int8)
+    trainer = Trainer(cfg)
+    if args.export_only:
+        trainer.export()
+    else:
+        trainer.run(stop_after=args.stop_after)
     return 0
 
 

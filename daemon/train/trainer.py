@@ -8,6 +8,7 @@ A run lives in a work folder: ``faces.npz`` (decoded data cache), ``log.jsonl``
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import math
 import random
@@ -253,19 +254,33 @@ class Trainer:
         return self.export()
 
     def export(self) -> Path:
-        from .export import export_onnx
+        """The best weights to ONNX (with the flip and int8 options), its val figures measured on the file itself."""
+        from .export import export_onnx, quantize_int8, run_onnx, write_metadata
 
-        best = torch.load(self.workdir / "best.pt", map_location="cpu", weights_only=False)
+        path = self.workdir / "best.pt"
+        if not path.exists():
+            raise FileNotFoundError(f"{path} not found: train first (the same command without --export-only)")
+        best = torch.load(path, map_location="cpu", weights_only=False)
         model = EmotionNet(tuple(self.cfg.widths), dropout=self.cfg.dropout)
         model.load_state_dict(best["weights"])
-        probs = predict(model, self.val_set.images, torch.device("cpu"))
-        report = evaluate(self.val_set.labels, probs.argmax(1))
         info = ModelInfo(
             classes=EMOTIONS, input_size=48, channels=1, mean=MEAN, std=STD,
             training_data=f"FER2013 train ({len(self.train_set)} faces), selected on val epoch {best['epoch']}",
-            val_accuracy=round(report.accuracy, 4), val_macro_f1=round(report.macro_f1, 4),
-            extra={"architecture": f"EmotionNet{tuple(self.cfg.widths)}", "epochs": str(self.cfg.epochs), "seed": str(self.cfg.seed)},
+            extra={"architecture": f"EmotionNet{tuple(self.cfg.widths)}", "epochs": str(self.cfg.epochs),
+                   "seed": str(self.cfg.seed), "tta": self.cfg.tta, "weights": "int8" if self.cfg.int8 else "float32"},
         )
-        out = export_onnx(model, info, Path(self.cfg.out), check_images=self.val_set.images[:256])
-        print(f"exported {out} (val accuracy {report.accuracy:.4f}, macro-F1 {report.macro_f1:.4f}, epoch {best['epoch']})", flush=True)
+        out = Path(self.cfg.out)
+        fp32 = out.with_suffix(".float.onnx") if self.cfg.int8 else out
+        export_onnx(model, info, fp32, check_images=self.val_set.images[:256], tta=self.cfg.tta)
+        if self.cfg.int8:
+            count = min(512, len(self.train_set))  # calibration faces: enough to set each layer's int8 range
+            picks = np.random.default_rng(self.cfg.seed).choice(len(self.train_set), count, replace=False)
+            agreement = quantize_int8(fp32, out, info, self.train_set.images[np.sort(picks)], self.val_set.images[:1024])
+            fp32.unlink()
+            print(f"int8 keeps the top class of {agreement:.1%} of 1024 val faces", flush=True)
+        report = evaluate(self.val_set.labels, run_onnx(out, self.val_set.images, info).argmax(1))
+        write_metadata(out, dataclasses.replace(info, val_accuracy=round(report.accuracy, 4),
+                                                val_macro_f1=round(report.macro_f1, 4)))
+        print(f"exported {out} (val accuracy {report.accuracy:.4f}, macro-F1 {report.macro_f1:.4f}, epoch {best['epoch']}, "
+              f"tta {self.cfg.tta}, {'int8' if self.cfg.int8 else 'float32'})", flush=True)
         return out

@@ -77,6 +77,8 @@ class Player:
         self.velocity_scale = 1.0  # master volume, applied as bars are queued
         self.paused = False  # takes effect at the next beat
         self.warn = LogLimiter(log, 5.0)
+        self._programs: dict[int, tuple[int | None, int | None]] = {}  # channel → (bank, program) sent
+        self._programs_for = None  # the mapping whose programs were last sent
         self.channels_played: set[int] = set()  # released at pause and exit, even after a mapping change
 
     def run(self, stop: threading.Event) -> None:
@@ -93,8 +95,20 @@ class Player:
         return set(self.composer.mapping.channels()) | self.channels_played
 
     def _send_programs(self) -> None:
+        """Bank and program of every part (and face voice) that has one, where the channel does not have it yet.
+
+        Called at start and before each bar, so a reloaded mapping's new instruments arrive with its
+        first bar, while an unchanged one sends nothing (a repeated program change can cut a sound).
+        """
         mapping = self.composer.mapping
+        if mapping is self._programs_for:
+            return
+        self._programs_for = mapping
         for part in mapping.enabled_parts() + mapping.faces.voice_parts():
+            wanted = (part.bank, part.program)
+            if wanted == (None, None) or self._programs.get(part.channel) == wanted:
+                continue
+            self._programs[part.channel] = wanted
             if part.bank is not None:  # bank select takes effect with the next program change
                 self.midi.control_change(part.channel, BANK_SELECT_MSB, part.bank >> 7)
                 self.midi.control_change(part.channel, BANK_SELECT_LSB, part.bank & 0x7F)
@@ -104,6 +118,7 @@ class Player:
     def _loop(self, stop: threading.Event) -> None:
         bar_start = 0.0
         while not stop.is_set():
+            self._send_programs()
             bar = self._compose()
             self.current = bar
             self._queue_bar(bar, bar_start)

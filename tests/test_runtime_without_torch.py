@@ -24,3 +24,12 @@ def test_train_without_torch_says_how_to_get_it(tmp_path):
     result = run_without_torch(f"from emobridge.cli import main\nraise SystemExit(main(['train', {str(tmp_path)!r}]))")
     assert result.returncode == 2
     assert "pip install 'emobridge[train]'" in result.stderr
+
+
+def test_python_dash_m_emobridge_is_the_command():
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "emobridge", "--version"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("emobridge ")

@@ -9,6 +9,7 @@ speed they were recorded, so a clip drives the music like a live camera.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
 import time
@@ -46,6 +47,10 @@ log = logging.getLogger(__name__)
 IMAGE_EXTENSIONS = frozenset(
     {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".pnm"}
 )
+
+# FFmpeg prints a line for every damaged frame it decodes ("[mjpeg @ 0x...] bad vlc"), straight to
+# the terminal, mid-show; emobridge skips such frames itself. Set the variable to see FFmpeg's messages.
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET, read when a capture opens
 
 # Used when a file claims no (or an absurd) frame rate.
 DEFAULT_FPS = 30.0

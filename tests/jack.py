@@ -87,6 +87,9 @@ class Received:
         return self.kind == 0x80 or (self.kind == 0x90 and self.message[2] == 0)
 
 
+CONNECT_SETTLE = 0.2  # seconds
+
+
 class JackReceiver:
     """A JACK MIDI input client connected to the first output port whose name contains *pattern*."""
 
@@ -111,6 +114,9 @@ class JackReceiver:
             time.sleep(0.05)
         self.port_name = ports[match[0]]
         self.client.open_port(match[0])
+        # jack_connect returns once the server has recorded the connection; its process thread switches to the
+        # new graph at a later cycle, which on a busy machine can be after a sender's first messages. Let it settle.
+        time.sleep(CONNECT_SETTLE)
 
     def _on_message(self, event, _data) -> None:
         message, delta = event
@@ -129,6 +135,16 @@ class JackReceiver:
                 return True
             time.sleep(0.02)
         return False
+
+    def settle(self, quiet: float = 0.25, timeout: float = 3.0) -> list[Received]:
+        """Everything received once nothing more arrives for *quiet* seconds: a sender's last messages (its
+        note-offs at exit) reach the callback a little after the sender is gone, later still on a busy machine."""
+        deadline = time.monotonic() + timeout
+        count = -1
+        while time.monotonic() < deadline and len(self.snapshot()) != count:
+            count = len(self.snapshot())
+            time.sleep(quiet)
+        return self.snapshot()
 
     def close(self) -> None:
         self.client.close_port()

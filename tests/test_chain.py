@@ -27,7 +27,7 @@ def test_demo_plays_on_a_jack_port_and_sigterm_mid_note_releases_everything(jack
         assert receiver.wait_for(lambda m: m.is_note_on, timeout=20), "no note arrived at the JACK input"
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
-            held = stuck_notes(receiver.snapshot())
+            held = stuck_notes(receiver.settle())
             channels = {m.channel for m in receiver.snapshot() if m.is_note_on}
             if held and len(channels) >= 2:
                 break

@@ -160,7 +160,7 @@ def test_camera_gone_and_back_keeps_the_music_and_reconnects(jack_server, osc, t
         assert retry_lines, f"no log line names the source and says it retries: {err[-2000:]}"
         assert len(retry_lines) <= 3, f"the retry is logged on every attempt: {retry_lines}"
         time.sleep(0.2)
-        assert stuck_notes(receiver.snapshot()) == {}
+        assert stuck_notes(receiver.settle()) == {}
         receiver.close()
     finally:
         kill(daemon)
@@ -225,7 +225,7 @@ def test_osc_target_that_refuses_does_not_stop_the_music(jack_server, osc):
         assert status == 0, err
         assert "Traceback" not in err, err
         time.sleep(0.2)
-        assert stuck_notes(receiver.snapshot()) == {}
+        assert stuck_notes(receiver.settle()) == {}
         receiver.close()
     finally:
         kill(daemon)
@@ -270,7 +270,7 @@ def test_mapping_deleted_or_garbled_while_running_keeps_playing(jack_server, osc
         assert status == 0, err
         assert "Traceback" not in err, err
         time.sleep(0.2)
-        assert stuck_notes(receiver.snapshot()) == {}
+        assert stuck_notes(receiver.settle()) == {}
         receiver.close()
     finally:
         kill(daemon)

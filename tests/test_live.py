@@ -45,7 +45,7 @@ def test_control_surface_drives_the_music(jack_server, osc):
         paused_at = time.monotonic()
         time.sleep(1.5)
         assert note_ons_since(receiver, paused_at) == []
-        assert stuck_notes(receiver.snapshot()) == {}
+        assert stuck_notes(receiver.settle()) == {}
         surface.send_message("/emobridge/control/resume", [])
         assert wait_until(lambda: note_ons_since(receiver, paused_at), 5), "no notes after resume"
 
@@ -59,7 +59,7 @@ def test_control_surface_drives_the_music(jack_server, osc):
         daemon.send_signal(signal.SIGTERM)
         assert daemon.wait(timeout=10) == 0
         time.sleep(0.2)
-        assert stuck_notes(receiver.snapshot()) == {}
+        assert stuck_notes(receiver.settle()) == {}
         receiver.close()
     finally:
         if daemon.poll() is None:

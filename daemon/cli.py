@@ -151,6 +151,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def cmd_ensemble(args: argparse.Namespace) -> int:
+    try:
+        from .train import ensemble
+    except ImportError as error:
+        raise UserError(f"ensemble needs the onnx package ({error.name} is missing): pip install 'emobridge[train]'") from None
+    return ensemble.run(args)
+
+
 def find_eval_folder(folder: Path) -> Path:
     from .datasets import is_class_folder
 
@@ -306,6 +314,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_arguments(train)
     train.set_defaults(func=cmd_train)
+
+    ens = sub.add_parser("ensemble", help="join trained models into one that averages them (needs emobridge[train])")
+    ens.add_argument("models", nargs="+", type=Path, help="two or more ONNX emotion models (from emobridge train)")
+    ens.add_argument("--out", type=Path, required=True, help="the ensemble ONNX file to write")
+    ens.add_argument("--val", type=Path, required=True,
+                     help="FER2013 (a folder with val/ or test/, or fer2013.csv): the faces it is measured on")
+    ens.add_argument("--weights", help="one weight per model, e.g. 2,1 (default: equal)")
+    ens.set_defaults(func=cmd_ensemble)
 
     ev = sub.add_parser("eval", help="accuracy and confusion of the model on a labelled folder")
     ev.add_argument("dir", help="DIR/<class>/*.jpg, or DIR/test/<class>/*.jpg")

@@ -14,13 +14,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import onnx
 import onnxruntime as ort
 import torch
 from torch import nn
 
 from ..emotion import normalise as normalised
 from ..model_info import ModelInfo
+from .onnx_files import run_onnx, write_metadata
 
 TOLERANCE = 1e-4
 
@@ -66,18 +66,6 @@ def export_onnx(model: nn.Module, info: ModelInfo, out: Path, check_images: np.n
     return out
 
 
-def write_metadata(path: Path, info: ModelInfo) -> None:
-    """Replace the file's emobridge metadata with *info*'s."""
-    proto = onnx.load(str(path))
-    kept = [(p.key, p.value) for p in proto.metadata_props if not p.key.startswith("emobridge.")]
-    del proto.metadata_props[:]
-    for key, value in kept + list(info.to_metadata().items()):
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = key, value
-    proto.producer_name = "emobridge"
-    onnx.save(proto, str(path))
-
-
 def quantize_int8(fp32: Path, out: Path, info: ModelInfo, calibration: np.ndarray, check_images: np.ndarray) -> float:
     """Static int8 copy of *fp32* at *out*; returns the share of *check_images* whose top class it keeps.
 
@@ -107,16 +95,6 @@ def quantize_int8(fp32: Path, out: Path, info: ModelInfo, calibration: np.ndarra
         raise RuntimeError(f"int8 check failed: the quantised model keeps the top class of only {agreement:.1%} of faces "
                            f"(< {INT8_AGREEMENT:.0%}); ship the float model instead")
     return agreement
-
-
-def run_onnx(path: Path, images: np.ndarray, info: ModelInfo) -> np.ndarray:
-    """Probabilities from *path* run as the daemon runs it (one thread: int8 kernels round differently on more)."""
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    name = session.get_inputs()[0].name
-    return np.concatenate([session.run(None, {name: normalised(images[i:i + 256], info)})[0]
-                           for i in range(0, len(images), 256)])
 
 
 def check_export(model: nn.Module, path: Path, info: ModelInfo, images: np.ndarray) -> float:

@@ -207,7 +207,7 @@ class Player:
 
     def _presence(self) -> float:
         try:
-            return max(0.0, min(1.0, self.state().presence))
+            return self.state().presence_at(self.now())
         except Exception:  # the state must never stop a note; play it at full level
             return 1.0
 

@@ -32,6 +32,7 @@ class EmotionState:
     face: bool
     time: float
     presence: float = 1.0  # 0..1: the music's level under the no-face policy (fade_out lowers it)
+    presence_rate: float = 0.0  # change of presence per second while a fade is under way (0 when steady)
 
     @classmethod
     def fixed(cls, emotion: str, time: float = 0.0) -> "EmotionState":
@@ -47,6 +48,15 @@ class EmotionState:
     def prob(self, emotion: str) -> float:
         return self.probs[EMOTIONS.index(emotion)]
 
+    def presence_at(self, now: float) -> float:
+        """The music's level at *now*, following a fade on from this state's time.
+
+        The player asks at every note; frames may come late (a busy CPU), and the fade must still
+        end on time rather than wait for the next frame.
+        """
+        elapsed = max(0.0, now - self.time)
+        return max(0.0, min(1.0, self.presence + self.presence_rate * elapsed))
+
 
 def valence_arousal(probs: np.ndarray) -> tuple[float, float]:
     """Probability-weighted mean of the classes' pleasure/arousal coordinates."""
@@ -58,17 +68,18 @@ def valence_arousal(probs: np.ndarray) -> tuple[float, float]:
 
 
 def state_from_probs(probs: np.ndarray, label_index: int, face: bool, time: float,
-                     presence: float = 1.0) -> EmotionState:
+                     presence: float = 1.0, presence_rate: float = 0.0) -> EmotionState:
     valence, arousal = valence_arousal(probs)
     return EmotionState(tuple(float(p) for p in probs), EMOTIONS[label_index], float(probs[label_index]),
-                        valence, arousal, face, time, presence)
+                        valence, arousal, face, time, presence, presence_rate)
 
 
 def average_state(states: list[EmotionState], time: float) -> EmotionState:
     """An audience's emotion: the mean of several faces' probabilities, labelled by the leader."""
     probs = np.mean([s.probs for s in states], axis=0)
+    loudest = max(states, key=lambda s: s.presence)
     return state_from_probs(probs, int(np.argmax(probs)), face=any(s.face for s in states), time=time,
-                            presence=max(s.presence for s in states))
+                            presence=loudest.presence, presence_rate=loudest.presence_rate)
 
 
 @dataclass(frozen=True)
@@ -126,16 +137,21 @@ class EmotionSmoother:
         dt = 0.0 if self.last_time is None else max(0.0, now - self.last_time)
         self.last_time = now
         if probs is None:
-            self._no_face(dt)
+            rate = self._no_face(dt)
         else:
             target = np.asarray(probs, dtype=np.float64)
             self._approach(target, dt, self.config.attack, self.config.release)
             self.presence = min(1.0, self.presence + dt / PRESENCE_RETURN)
+            rate = 1.0 / PRESENCE_RETURN if self.presence < 1.0 else 0.0
         self._update_label(now)
-        return state_from_probs(self.probs, self.label, face=probs is not None, time=now, presence=self.presence)
+        return state_from_probs(self.probs, self.label, face=probs is not None, time=now, presence=self.presence,
+                                presence_rate=rate)
 
-    def _no_face(self, dt: float) -> None:
-        """The no-face policy: drift to neutral, or hold the emotion (and with fade_out, lower the music)."""
+    def _no_face(self, dt: float) -> float:
+        """The no-face policy: drift to neutral, or hold the emotion (and with fade_out, lower the music).
+
+        Returns how fast the music's level is changing (per second), for :meth:`EmotionState.presence_at`.
+        """
         fade = self.config.no_face_fade
         if self.config.no_face == "neutral":
             target = np.zeros(len(EMOTIONS))
@@ -143,6 +159,8 @@ class EmotionSmoother:
             self._approach(target, dt, fade, fade)
         elif self.config.no_face == "fade_out":
             self.presence = max(0.0, self.presence - dt / fade) if fade > 0 else 0.0
+            return -1.0 / fade if self.presence > 0.0 else 0.0
+        return 0.0
 
     def _approach(self, target: np.ndarray, dt: float, attack: float, release: float) -> None:
         rising = target > self.probs

@@ -1,5 +1,6 @@
 """The player on a real JACK port: notes where the composer put them, programs first, nothing left sounding."""
 
+import dataclasses
 import statistics
 import threading
 import time
@@ -25,13 +26,13 @@ parts:
 """
 
 
-def play(seconds: float, emotion: str = "happy", volume: float = 1.0):
+def play(seconds: float, emotion: str = "happy", volume: float = 1.0, state=None):
     name = f"player-{uuid.uuid4().hex[:6]}"
     midi = MidiOut(name, backend="jack")
     receiver = JackReceiver(name)
     composer = Composer(parse_mapping(GRID, "grid.yaml"), seed=3)
     bars = []
-    player = Player(composer, midi, lambda: EmotionState.fixed(emotion), on_bar=bars.append)
+    player = Player(composer, midi, state or (lambda: EmotionState.fixed(emotion)), on_bar=bars.append)
     player.velocity_scale = volume
     stop = threading.Event()
     thread = threading.Thread(target=player.run, args=(stop,))
@@ -113,6 +114,21 @@ def test_stopping_mid_bar_releases_every_note(jack_server):
     assert stuck_notes(messages) == {}
     channels = {m.channel for m in messages if m.is_note_on}
     assert channels <= {m.channel for m in messages if m.kind == 0xB0 and m.message[1] == 123}
+
+
+def test_a_fade_out_ends_on_time_even_when_no_new_frame_comes(jack_server):
+    """Perception stalls (a busy CPU) right as the face is lost: the last state says 'fading over 1 s', and
+    the player follows that fade note by note instead of playing on at the level of the last frame."""
+    started = time.monotonic()
+    fading = dataclasses.replace(EmotionState.fixed("happy", started), face=False, presence=1.0, presence_rate=-1.0)
+    _, messages = play(2.5, state=lambda: fading)
+    notes = [m for m in messages if m.is_note_on]
+    first = [m.message[2] for m in notes if m.time < started + 0.4]
+    late = [m.message[2] for m in notes if started + 0.6 < m.time < started + 0.95]
+    assert first and late, "the grid should strike notes in both windows"
+    assert max(late) < min(first) * 0.75, f"not fading: {first} then {late}"
+    after = [m for m in notes if m.time > started + 1.1]
+    assert after == [], f"{len(after)} notes after the fade had ended"
 
 
 def test_master_volume_scales_velocities(jack_server):

@@ -87,6 +87,21 @@ def test_no_face_fade_out_holds_the_emotion_and_fades_the_music():
     assert feed(smoother, one_hot("happy"), 0.5, start=4.25).presence == 1.0
 
 
+def test_a_fading_state_says_how_fast_so_the_fade_goes_on_between_frames():
+    smoother = EmotionSmoother(SmoothingConfig(no_face="fade_out", no_face_fade=2.0))
+    steady = feed(smoother, one_hot("happy"), 1.0)
+    assert steady.presence_rate == 0.0 and steady.presence_at(steady.time + 5) == 1.0
+    fading = feed(smoother, None, 0.5, start=1.0)
+    assert fading.presence_rate == pytest.approx(-0.5)
+    assert fading.presence_at(fading.time + 1.0) == pytest.approx(fading.presence - 0.5)
+    assert fading.presence_at(fading.time + 10.0) == 0.0  # clamped, never below silence
+    assert fading.presence_at(fading.time - 1.0) == fading.presence  # never ahead of itself
+    gone = feed(smoother, None, 3.0, start=1.5)
+    assert gone.presence == 0.0 and gone.presence_rate == 0.0
+    back = feed(smoother, one_hot("happy"), 0.1, start=4.5)
+    assert back.presence_rate > 0 and back.presence_at(back.time + 1.0) == 1.0
+
+
 def test_other_policies_keep_the_music_at_full_level():
     for policy in ("neutral", "hold"):
         smoother = EmotionSmoother(SmoothingConfig(no_face=policy, no_face_fade=0.5))

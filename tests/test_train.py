@@ -1,6 +1,7 @@
 """Training, resume and ONNX export on a tiny generated data set (needs the [train] extra)."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -173,3 +174,32 @@ def test_export_check_catches_a_mismatch(tmp_path):
         model.head[-1].bias[0] += 3.0  # PyTorch now disagrees with the exported file
     with pytest.raises(RuntimeError, match="differs from PyTorch"):
         check_export(torch.nn.Sequential(model, torch.nn.Softmax(1)), path, info, images)
+
+
+def test_the_distillation_recipe_trains_a_teacher_then_a_student_from_a_packed_data_set(tmp_path):
+    import os
+    import subprocess
+    import sys
+    import tarfile
+
+    from emobridge.emotion import EmotionClassifier
+
+    data = tmp_path / "fer"
+    write_folders(data, "train", per_class=12)
+    write_folders(data, "val", per_class=4, seed=5)
+    packed = tmp_path / "fer.tar.gz"
+    with tarfile.open(packed, "w:gz") as tar:
+        tar.add(data / "train", "train")
+        tar.add(data / "val", "val")
+    script = Path(__file__).parent.parent / "scripts" / "train_distilled"
+    env = dict(os.environ, EPOCHS_TEACHER="1", EPOCHS_STUDENT="1", TEACHER_WIDTHS="8,8,16,16", EXPORT="--tta flip",
+               PYTHON=sys.executable, DEVICE="cpu")
+    done = subprocess.run([str(script), str(packed), str(tmp_path / "work")], capture_output=True, text=True,
+                          env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (tmp_path / "work" / "teacher" / "best.pt").is_file()
+    student = EmotionClassifier(tmp_path / "work" / "student.onnx")
+    assert student.info.extra["tta"] == "flip"
+    assert student.info.extra["architecture"] == "EmotionNet(32, 48, 96, 192)"
+    log = [json.loads(line) for line in (tmp_path / "work" / "student" / "log.jsonl").read_text().splitlines()]
+    assert [row["epoch"] for row in log] == [1]

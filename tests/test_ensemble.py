@@ -45,6 +45,15 @@ def test_the_ensemble_is_the_weighted_mean_of_its_members_in_one_graph(tmp_path)
     np.testing.assert_allclose(got.sum(axis=1), 1.0, atol=1e-5)
     assert joined.info.extra["architecture"] == "ensemble of 2: linear + linear"
     assert "a.onnx" in joined.info.extra["members"] and "b.onnx" in joined.info.extra["members"]
+    assert joined.info.extra["tta"] == "none" and joined.info.training_data == "ensemble of 2: tiny | tiny"
+
+
+def test_what_the_members_do_not_share_is_said_per_member(tmp_path):
+    flipped = ModelInfo(classes=EMOTIONS, training_data="other", extra={"architecture": "linear", "tta": "flip"})
+    out = tmp_path / "mixed.onnx"
+    info = write_ensemble([member(tmp_path / "a.onnx", 1), member(tmp_path / "b.onnx", 2, flipped)], out)
+    assert info.extra["tta"] == "per member"
+    assert "tta none" in info.extra["members"] and "tta flip" in info.extra["members"]
 
 
 def test_val_figures_are_measured_on_the_written_file(tmp_path):

@@ -93,16 +93,20 @@ def build_ensemble(models: list[onnx.ModelProto], weights: list[float]) -> onnx.
     return joined
 
 
+def shared(infos: list[ModelInfo], key: str) -> str:
+    """A metadata entry the members agree on, or 'per member' (their own values are in 'members')."""
+    values = {info.extra.get(key, "?") for info in infos}
+    return values.pop() if len(values) == 1 else "per member"
+
+
 def ensemble_info(infos: list[ModelInfo], paths: list[Path], weights: list[float]) -> ModelInfo:
     members = "; ".join(f"{path.name} ({info.extra.get('architecture', '?')}, tta {info.extra.get('tta', 'none')}, "
                         f"{info.extra.get('weights', '?')}, val {info.val_accuracy}) x{weight:g}"
                         for path, info, weight in zip(paths, infos, weights))
-    first = infos[0]
-    extra = {key: value for key, value in first.extra.items() if key not in ("architecture", "epochs", "seed")}
-    extra["architecture"] = f"ensemble of {len(infos)}: " + " + ".join(i.extra.get("architecture", "?") for i in infos)
-    extra["members"] = members
-    return dataclasses.replace(first, extra=extra, val_accuracy=None, val_macro_f1=None,
-                               training_data=first.training_data)
+    extra = {"architecture": f"ensemble of {len(infos)}: " + " + ".join(i.extra.get("architecture", "?") for i in infos),
+             "members": members, "tta": shared(infos, "tta"), "weights": shared(infos, "weights")}
+    training = f"ensemble of {len(infos)}: " + " | ".join(info.training_data or "?" for info in infos)
+    return dataclasses.replace(infos[0], extra=extra, val_accuracy=None, val_macro_f1=None, training_data=training)
 
 
 def write_ensemble(paths: list[Path], out: Path, weights: list[float] | None = None) -> ModelInfo:
@@ -145,8 +149,7 @@ def make_ensemble(paths: list[Path], out: Path, val: FaceSet, weights: list[floa
     check_ensemble(out, paths, weights, val.images[:256])
     report = evaluate(val.labels, run_onnx(out, val.images, info).argmax(1))
     write_metadata(out, dataclasses.replace(info, val_accuracy=round(report.accuracy, 4),
-                                            val_macro_f1=round(report.macro_f1, 4),
-                                            training_data=info.training_data + f"; ensemble of {len(paths)}"))
+                                            val_macro_f1=round(report.macro_f1, 4)))
     return report
 
 

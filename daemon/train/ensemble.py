@@ -1,7 +1,8 @@
 """Several trained emotion models as one ONNX graph that averages their probabilities.
 
 Independently trained networks make different mistakes, so their average is more accurate than
-any one of them (about +1 to 2 points on FER2013 for two members). The members run inside one
+any one of them (the shipped pair: +0.6 point of accuracy and +1.4 of macro-F1 on FER2013 val over the
+better member). The members run inside one
 graph, so the runtime still makes a single ``session.run`` per face and needs nothing new.
 
 Needs the ``onnx`` package (``pip install '.[train]'``), not torch.

@@ -14,15 +14,12 @@ import numpy as np
 
 from . import __version__
 from .labels import EMOTIONS
+from .errors import UserError
 
 if TYPE_CHECKING:  # the daemon pulls in OpenCV and onnxruntime: only load it to run
-    from .daemon import RunConfig
+    from .live.daemon import RunConfig
 
 log = logging.getLogger("emobridge")
-
-
-class UserError(Exception):
-    """A problem the user can fix; printed as one line, exit status 2."""
 
 
 # --- run / demo --------------------------------------------------------------
@@ -83,7 +80,7 @@ def parse_fps(text: str) -> float:
 
 def run_config_from_args(args: argparse.Namespace) -> RunConfig:
     """The RunConfig that ``run`` (and ``demo``) parsed options describe."""
-    from .daemon import RunConfig
+    from .live.daemon import RunConfig
 
     return RunConfig(camera=args.camera, video=args.video, images=args.images, loop=args.loop, fast=args.fast,
                      size=args.size, fps=args.fps,
@@ -95,7 +92,7 @@ def run_config_from_args(args: argparse.Namespace) -> RunConfig:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .daemon import Daemon
+    from .live.daemon import Daemon
 
     return Daemon(run_config_from_args(args)).run()
 
@@ -111,7 +108,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 # --- simulate ----------------------------------------------------------------
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from .mapping import load_mapping
+    from .mapping.core import load_mapping
     from .music.render import parse_trajectory, simulate, simulate_trajectory
 
     mapping = load_mapping(args.mapping)
@@ -130,7 +127,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def cmd_check_mapping(args: argparse.Namespace) -> int:
-    from .mapping import describe_mapping, list_presets, load_mapping
+    from .mapping.core import describe_mapping, list_presets, load_mapping
 
     if args.file is None:
         print("presets: " + ", ".join(list_presets()))
@@ -160,7 +157,7 @@ def cmd_ensemble(args: argparse.Namespace) -> int:
 
 
 def find_eval_folder(folder: Path) -> Path:
-    from .datasets import is_class_folder
+    from .tools.datasets import is_class_folder
 
     for candidate in (folder, folder / "test", folder / "val"):
         if is_class_folder(candidate):
@@ -170,9 +167,9 @@ def find_eval_folder(folder: Path) -> Path:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from .datasets import load_class_folder
-    from .emotion import EmotionClassifier
-    from .metrics import evaluate
+    from .tools.datasets import load_class_folder
+    from .perception.emotion import EmotionClassifier
+    from .tools.metrics import evaluate
 
     classifier = EmotionClassifier(args.model)
     faces = load_class_folder(find_eval_folder(Path(args.dir)))
@@ -185,8 +182,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_classify(args: argparse.Namespace) -> int:
     import cv2
 
-    from .emotion import EmotionClassifier
-    from .faces import FaceDetector, crop_face
+    from .perception.emotion import EmotionClassifier
+    from .perception.faces import FaceDetector, crop_face
 
     classifier = EmotionClassifier(args.model)
     detector = FaceDetector()
@@ -222,8 +219,8 @@ def cmd_classify(args: argparse.Namespace) -> int:
 def cmd_learn(args: argparse.Namespace) -> int:
     import time
 
-    from .learn import check_cc, check_channel, cc_note, sweep
-    from .midi_out import MidiOut
+    from .tools.learn import check_cc, check_channel, cc_note, sweep
+    from .outputs.midi import MidiOut
 
     check_cc(args.cc), check_channel(args.channel)  # refuse before a port appears
     midi = MidiOut(args.midi_port, args.midi_backend, args.midi_connect)
@@ -242,7 +239,7 @@ def cmd_learn(args: argparse.Namespace) -> int:
 
 
 def cmd_cameras(args: argparse.Namespace) -> int:
-    from .sources import list_cameras
+    from .perception.sources import list_cameras
 
     found = list_cameras()
     for camera in found:
@@ -253,7 +250,7 @@ def cmd_cameras(args: argparse.Namespace) -> int:
 
 
 def cmd_ports(args: argparse.Namespace) -> int:
-    from .midi_out import compiled_backends, list_output_ports
+    from .outputs.midi import compiled_backends, list_output_ports
 
     print(f"MIDI backends built in: {', '.join(compiled_backends())}")
     ports = list_output_ports()
@@ -310,7 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.set_defaults(func=cmd_check_mapping)
 
     train = sub.add_parser("train", help="train the emotion model (needs emobridge[train])")
-    from .train.__main__ import add_arguments  # argparse only: torch is imported when training starts
+    from .train.__main__ import add_arguments
 
     add_arguments(train)
     train.set_defaults(func=cmd_train)
@@ -346,7 +343,7 @@ def build_parser() -> argparse.ArgumentParser:
     learn.add_argument("--midi-connect", metavar="NAME")
     learn.set_defaults(func=cmd_learn)
 
-    from .bench import add_arguments as add_bench_arguments, run as run_bench
+    from .tools.bench import add_arguments as add_bench_arguments, run as run_bench
 
     bench = sub.add_parser("bench", help="time the perception chain (and its steadiness on FER val clips)")
     add_bench_arguments(bench)
@@ -364,17 +361,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     level = logging.WARNING if args.quiet else logging.DEBUG if args.verbose else logging.INFO
     logging.basicConfig(level=level, format="emobridge: %(message)s", stream=sys.stderr)
-    from .control import ControlServerError
-    from .emotion import ModelError
-    from .link import LinkUnavailable
-    from .midi_out import MidiPortError
-    from .preview import PreviewError
-    from .record import RecorderError
-    from .sources import SourceError
+    from .errors import EmobridgeError
 
-    # ValueError covers MappingError, OscTargetError, LearnError and ControlAddressError.
-    user_errors = (UserError, ModelError, MidiPortError, SourceError, ControlServerError, LinkUnavailable, RecorderError,
-                   PreviewError, FileNotFoundError, ValueError)
+    user_errors = (EmobridgeError, FileNotFoundError, ValueError)
     try:
         return args.func(args)
     except user_errors as error:

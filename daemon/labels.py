@@ -21,6 +21,12 @@ VALENCE_AROUSAL: dict[str, tuple[float, float]] = {
     "neutral": (0.0, 0.0),
 }
 
+# Which faces the music follows (faces.follow in a mapping, --faces on the command line).
+FOLLOW_MODES: tuple[str, ...] = ("largest", "average", "each")
+
+# What the music does while no face is seen (smoothing.no_face).
+NO_FACE_POLICIES: tuple[str, ...] = ("neutral", "hold", "fade_out")
+
 # The original fer2013.csv numbers its classes in this order.
 FER_CSV_ORDER: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 

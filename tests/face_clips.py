@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from emobridge.demo import demo_clip_path
-from emobridge.faces import FaceDetector
+from emobridge.perception.faces import FaceDetector
 
 WIDTH, HEIGHT, FPS = 640, 480, 15
 BACKGROUND = 110  # grey, with no structure the cascade could take for a face

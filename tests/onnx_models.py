@@ -8,7 +8,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from emobridge.model_info import ModelInfo
+from emobridge.perception.model_info import ModelInfo
 
 
 def linear_model(path: Path, info: ModelInfo | None, weights: np.ndarray | None = None) -> Path:

@@ -8,9 +8,9 @@ import json
 import cv2
 import pytest
 
-from emobridge.bench import ALL_STAGES, add_arguments, format_bench, run, run_bench
+from emobridge.tools.bench import ALL_STAGES, add_arguments, format_bench, run, run_bench
 from emobridge.demo import demo_clip_path
-from emobridge.sources import CameraInfo, VideoFileSource, list_cameras
+from emobridge.perception.sources import CameraInfo, VideoFileSource, list_cameras
 
 
 @pytest.fixture(scope="module")

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from emobridge.cli import build_parser, run_config_from_args
-from emobridge.daemon import Daemon
-from emobridge.sources import ImageFolderSource
+from emobridge.live.daemon import Daemon
+from emobridge.perception.sources import ImageFolderSource
 from running import emobridge, unique_port
 
 TIMEOUT = 90  # seconds: far more than a refusal needs on a busy machine; a hang fails, it does not block

@@ -1,6 +1,6 @@
 import threading
 
-from emobridge.clock import BeatClock, wait_until
+from emobridge.live.clock import BeatClock, wait_until
 
 
 class FakeTime:

@@ -14,8 +14,9 @@ from pythonosc.osc_bundle_builder import IMMEDIATELY, OscBundleBuilder
 from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.udp_client import SimpleUDPClient
 
-from emobridge.control import (ControlAddressError, ControlServer, ControlServerError, LogLimiter,
-                               parse_control_address)
+from emobridge.errors import ControlAddressError, ControlServerError
+from emobridge.live.control import ControlServer, parse_control_address
+from emobridge.log import LogLimiter
 from emobridge.labels import EMOTIONS
 
 
@@ -140,7 +141,7 @@ def test_bad_arguments_and_unknown_addresses_are_ignored_and_logged(served, capl
         (f"{P}/playing", []), (f"{P}/playing", ["yes"]), (f"{P}/pause", ["now"]), (f"{P}/panic", [b"\x01"]),
         (f"{P}/force/joy", []), (f"{P}/stop", []), ("/emobridge/pause", []), ("/other/thing", [1]), (f"{P}", []),
     ]
-    with caplog.at_level(logging.WARNING, logger="emobridge.control"):
+    with caplog.at_level(logging.WARNING, logger="emobridge.live.control"):
         for address, args in bad:
             client.send_message(address, args)
         settle(server, len(bad))
@@ -159,7 +160,7 @@ def test_bad_arguments_and_unknown_addresses_are_ignored_and_logged(served, capl
 def test_handler_exceptions_are_caught_and_logged(served, caplog):
     server, handler, client = served
     handler.fail_mapping = True
-    with caplog.at_level(logging.WARNING, logger="emobridge.control"):
+    with caplog.at_level(logging.WARNING, logger="emobridge.live.control"):
         client.send_message(f"{P}/mapping", ["broken.yaml"])
         client.send_message(f"{P}/mapping", ["broken.yaml"])
         settle(server, 2)
@@ -223,7 +224,7 @@ def _fuzz_datagrams(count: int, rng: random.Random) -> list[bytes]:
 def test_fuzz_of_ten_thousand_datagrams_neither_kills_nor_floods(caplog):
     handler = Recorder()
     count = 10_000
-    with caplog.at_level(logging.DEBUG, logger="emobridge.control"):
+    with caplog.at_level(logging.DEBUG, logger="emobridge.live.control"):
         server = ControlServer(handler, port=0, log_interval=5.0).start()
         try:
             sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -314,7 +315,7 @@ def test_log_limiter_counts_what_it_left_out():
 
 def test_hostile_bundles_are_refused_quickly():
     """python-osc 1.10.2 loops forever on a bundle element of negative size; ours refuses it."""
-    from emobridge.control import _Malformed, parse_datagram
+    from emobridge.live.control import _Malformed, parse_datagram
 
     head = b"#bundle\x00" + bytes(8)
     message = OscMessageBuilder(f"{P}/panic").build().dgram

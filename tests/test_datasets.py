@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from emobridge.datasets import load_split
+from emobridge.tools.datasets import load_split
 from emobridge.labels import EMOTIONS
-from emobridge.metrics import evaluate
+from emobridge.tools.metrics import evaluate
 from tiny_data import face, write_csv, write_folders
 
 

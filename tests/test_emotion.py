@@ -1,9 +1,10 @@
 import numpy as np
 import pytest
 
-from emobridge.emotion import EmotionClassifier, ModelError, default_model_path
+from emobridge.perception.emotion import EmotionClassifier, default_model_path
+from emobridge.errors import ModelError
 from emobridge.labels import EMOTIONS
-from emobridge.model_info import ModelInfo
+from emobridge.perception.model_info import ModelInfo
 from onnx_models import linear_model
 
 

@@ -18,10 +18,9 @@ import mido
 import pytest
 
 from emobridge.labels import EMOTIONS
-from emobridge.mapping import list_presets, load_mapping, preset_is_faithful
+from emobridge.mapping.core import list_presets, load_mapping, preset_is_faithful
 from emobridge.music import analysis
-from emobridge.music.analysis import (MIN_DISTANCE, RELATIONS, check_relations, distinctness, features,
-                                      format_table, measure_mapping)
+from emobridge.music.analysis import MIN_DISTANCE, RELATIONS, check_relations, distinctness, features, format_table, measure_mapping
 
 FAITHFUL = [name for name in list_presets() if preset_is_faithful(name)]
 

@@ -12,11 +12,11 @@ import pytest
 
 pytest.importorskip("onnx")
 
-from emobridge.datasets import load_split  # noqa: E402
-from emobridge.emotion import EmotionClassifier  # noqa: E402
-from emobridge.labels import EMOTIONS  # noqa: E402
-from emobridge.model_info import ModelInfo  # noqa: E402
-from emobridge.train.ensemble import make_ensemble, write_ensemble  # noqa: E402
+from emobridge.tools.datasets import load_split
+from emobridge.perception.emotion import EmotionClassifier
+from emobridge.labels import EMOTIONS
+from emobridge.perception.model_info import ModelInfo
+from emobridge.train.ensemble import make_ensemble, write_ensemble
 from onnx_models import linear_model  # noqa: E402
 from tiny_data import write_folders  # noqa: E402
 

@@ -6,10 +6,11 @@ import cv2
 import numpy as np
 import pytest
 
-import emobridge.faces as faces
+import emobridge.perception.faces as faces
 from emobridge.demo import demo_clip_path
-from emobridge.faces import FaceBox, FaceDetector, FaceDetectorError, crop_face, largest_face
-from emobridge.sources import VideoFileSource
+from emobridge.perception.faces import FaceBox, FaceDetector, crop_face, largest_face
+from emobridge.errors import FaceDetectorError
+from emobridge.perception.sources import VideoFileSource
 
 
 @pytest.fixture(scope="module")

@@ -304,7 +304,7 @@ def test_a_deleted_mapping_is_logged_once(jack_server, tmp_path):
 
 # --- (e) the model missing or corrupt at start ---------------------------------------
 def _bad_models(folder: Path) -> dict[str, Path]:
-    from emobridge.emotion import default_model_path
+    from emobridge.perception.emotion import default_model_path
 
     real = default_model_path().read_bytes()
     models = {

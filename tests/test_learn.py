@@ -7,8 +7,9 @@ import time
 import pytest
 from jack import JackReceiver
 
-from emobridge.learn import LearnError, cc_note, sweep, sweep_values
-from emobridge.midi_out import MidiOut
+from emobridge.errors import LearnError
+from emobridge.tools.learn import cc_note, sweep, sweep_values
+from emobridge.outputs.midi import MidiOut
 
 
 def test_sweep_sends_one_cc_rising_then_falling(jack_server):

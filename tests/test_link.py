@@ -6,7 +6,8 @@ import time
 
 import pytest
 
-from emobridge.link import LinkTempo, LinkUnavailable, link_available
+from emobridge.outputs.link import LinkTempo, link_available
+from emobridge.errors import LinkUnavailable
 
 pytestmark = pytest.mark.skipif(not link_available(), reason="Ableton Link needs the optional aalink package")
 

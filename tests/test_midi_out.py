@@ -5,7 +5,8 @@ import uuid
 
 import pytest
 
-from emobridge.midi_out import MidiOut, MidiPortError, compiled_backends
+from emobridge.outputs.midi import MidiOut, compiled_backends
+from emobridge.errors import MidiPortError
 from jack import JackReceiver
 
 pytestmark = pytest.mark.jack

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 
 from emobridge.labels import EMOTIONS
-from emobridge.mapping import load_mapping, parse_mapping
+from emobridge.mapping.core import load_mapping, parse_mapping
 from emobridge.music.analysis import notes_of, tempos_of
 from emobridge.music.composer import Composer, params_for
 from emobridge.music.render import parse_trajectory, render_midi, simulate_trajectory
-from emobridge.music.theory import scale_pitch_classes
-from emobridge.smoothing import EmotionState, state_from_probs
+from emobridge.theory import scale_pitch_classes
+from emobridge.state import EmotionState, state_from_probs
 
 GRID = "humanize: {timing_ms: 0, velocity: 0}\n"
 

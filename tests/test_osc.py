@@ -1,7 +1,8 @@
 import pytest
 
-from emobridge.osc import OscOut, OscTarget, OscTargetError
-from emobridge.smoothing import EmotionState
+from emobridge.outputs.osc import OscOut, OscTarget
+from emobridge.errors import OscTargetError
+from emobridge.state import EmotionState
 from osc_listener import OscListener
 
 

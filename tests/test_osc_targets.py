@@ -12,10 +12,10 @@ import yaml
 from osc_listener import OscListener
 
 from emobridge.labels import EMOTIONS
-from emobridge.mapping import MappingError
-from emobridge.osc import OscTargetError
-from emobridge.osc_targets import OscSender, OscTargetSpec, parse_target, targets_from_yaml
-from emobridge.smoothing import EmotionState
+from emobridge.errors import MappingError
+from emobridge.errors import OscTargetError
+from emobridge.outputs.osc_targets import OscSender, OscTargetSpec, parse_target, targets_from_yaml
+from emobridge.state import EmotionState
 
 
 @pytest.fixture
@@ -101,7 +101,7 @@ def test_sends_never_raise(caplog):
     probe.close()
     sender = OscSender([OscTargetSpec("127.0.0.1", port, "reaper"), OscTargetSpec("127.0.0.1", port)],
                        error_interval=60.0)
-    with caplog.at_level(logging.WARNING, logger="emobridge.osc_targets"):
+    with caplog.at_level(logging.WARNING, logger="emobridge.outputs.osc_targets"):
         for i in range(200):
             sender.send_music(60.0 + i, "major", 0.5, bar_start=True)
             sender.send_emotion(state())

@@ -8,11 +8,11 @@ import uuid
 
 import pytest
 
-from emobridge.mapping import parse_mapping
-from emobridge.midi_out import MidiOut
+from emobridge.mapping.core import parse_mapping
+from emobridge.outputs.midi import MidiOut
 from emobridge.music.composer import Composer
-from emobridge.player import Player
-from emobridge.smoothing import EmotionState
+from emobridge.live.player import Player
+from emobridge.state import EmotionState
 from jack import JackReceiver, jack_period, stuck_notes
 
 pytestmark = pytest.mark.jack

@@ -17,16 +17,16 @@ import time
 import numpy as np
 import pytest
 
-from emobridge import preview
+from emobridge.live import preview
 from emobridge.demo import demo_clip_path
-from emobridge.emotion import EmotionClassifier
+from emobridge.perception.emotion import EmotionClassifier
 from emobridge.labels import EMOTIONS
-from emobridge.mapping import load_mapping
+from emobridge.mapping.core import load_mapping
 from emobridge.music.composer import params_for
-from emobridge.perception import Perception
-from emobridge.preview import FaceView, PreviewFrame, render
-from emobridge.smoothing import state_from_probs
-from emobridge.sources import VideoFileSource
+from emobridge.perception.chain import Perception
+from emobridge.live.preview import FaceView, PreviewFrame, render
+from emobridge.state import state_from_probs
+from emobridge.perception.sources import VideoFileSource
 from jack import jack_period
 from running import connect, emobridge, note_ons_since, unique_port, wait_until
 
@@ -155,7 +155,7 @@ def without_display() -> dict[str, str]:
 
 def test_a_window_without_a_display_raises_preview_error():
     # In a child process: were the check missing, OpenCV's Qt would abort the whole process.
-    code = ("from emobridge.preview import PreviewError, PreviewWindow\n"
+    code = ("from emobridge.live.preview import PreviewError, PreviewWindow\n"
             "try:\n    PreviewWindow().open()\nexcept PreviewError as e:\n    print('PreviewError:', e)\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=without_display())
     assert result.returncode == 0, result.stderr

@@ -16,8 +16,8 @@ import mido
 import pytest
 
 from emobridge.labels import EMOTIONS
-from emobridge.record import Recorder
-from emobridge.smoothing import EmotionState
+from emobridge.outputs.record import Recorder
+from emobridge.state import EmotionState
 
 
 def read_midi(path: Path) -> list[tuple[float, mido.Message]]:
@@ -156,8 +156,8 @@ def test_an_unwritable_folder_is_a_clear_error(tmp_path):
 
 CHILD = textwrap.dedent("""
     import sys, time
-    from emobridge.record import Recorder
-    from emobridge.smoothing import EmotionState
+    from emobridge.outputs.record import Recorder
+    from emobridge.state import EmotionState
     recorder = Recorder(sys.argv[1])
     print(recorder.start, flush=True)
     i = 0

@@ -12,7 +12,7 @@ def run_without_torch(code: str) -> subprocess.CompletedProcess:
 
 def test_cli_help_and_daemon_modules_import_without_torch():
     result = run_without_torch(
-        "import emobridge.daemon, emobridge.bench, emobridge.emotion\n"
+        "import emobridge.live.daemon, emobridge.tools.bench, emobridge.perception.emotion\n"
         "from emobridge.cli import main\n"
         "try:\n    main(['simulate', '--help'])\nexcept SystemExit as e:\n    assert e.code == 0\n"
     )

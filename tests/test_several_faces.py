@@ -9,14 +9,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from emobridge.emotion import EmotionClassifier
-from emobridge.faces import MultiFaceTracker
+from emobridge.perception.emotion import EmotionClassifier
+from emobridge.perception.faces import MultiFaceTracker
 from emobridge.labels import EMOTIONS
-from emobridge.mapping import MappingError, parse_mapping
+from emobridge.errors import MappingError
+from emobridge.mapping.core import parse_mapping
 from emobridge.music.composer import Composer, compose_voices, params_for
-from emobridge.music.theory import scale_pitch_classes
-from emobridge.perception import Perception
-from emobridge.smoothing import EmotionState
+from emobridge.theory import scale_pitch_classes
+from emobridge.perception.chain import Perception
+from emobridge.state import EmotionState
 from face_clips import COLLINS_HAPPY, HOPPER_NEUTRAL, Placed, face_patch, frames_of
 
 FPS = 15
@@ -203,7 +204,7 @@ def test_the_composer_adds_voices_only_for_faces_present():
 
 
 def test_bench_times_the_chain_following_every_face(tmp_path, left, right):
-    from emobridge.bench import format_bench, run_bench
+    from emobridge.tools.bench import format_bench, run_bench
     from face_clips import write_clip
 
     clip = write_clip(tmp_path / "two.avi", [(3, [left, right])])

@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 
 from emobridge.labels import EMOTIONS, VALENCE_AROUSAL
-from emobridge.smoothing import EmotionSmoother, EmotionState, SmoothingConfig, valence_arousal
+from emobridge.perception.smoothing import EmotionSmoother, SmoothingConfig
+from emobridge.state import EmotionState, valence_arousal
 
 
 def one_hot(name: str, p: float = 1.0) -> np.ndarray:
@@ -162,13 +163,13 @@ def test_smoothing_config_rejects_nonsense():
 
 
 def test_default_mapping_smoothing_is_the_documented_default():
-    from emobridge.mapping import load_mapping
+    from emobridge.mapping.core import load_mapping
 
     assert load_mapping().smoothing == SmoothingConfig()
 
 
 def test_mapping_smoothing_keys_override_and_merge():
-    from emobridge.mapping import parse_mapping
+    from emobridge.mapping.core import parse_mapping
 
     mapping = parse_mapping("smoothing:\n  attack: 0.3\n  min_hold: 2\n", "mine.yaml")
     assert mapping.smoothing.attack == 0.3 and mapping.smoothing.min_hold == 2.0
@@ -185,7 +186,8 @@ def test_mapping_smoothing_keys_override_and_merge():
     ("smoothing: 3\n", "smoothing"),
 ])
 def test_bad_smoothing_values_name_the_key(text, path):
-    from emobridge.mapping import MappingError, parse_mapping
+    from emobridge.errors import MappingError
+    from emobridge.mapping.core import parse_mapping
 
     with pytest.raises(MappingError) as err:
         parse_mapping(text, "bad.yaml")
@@ -194,7 +196,7 @@ def test_bad_smoothing_values_name_the_key(text, path):
 
 
 def test_describe_mapping_round_trips_smoothing():
-    from emobridge.mapping import describe_mapping, parse_mapping
+    from emobridge.mapping.core import describe_mapping, parse_mapping
 
     mapping = parse_mapping("smoothing:\n  hysteresis: 0.2\n", "mine.yaml")
     again = parse_mapping(describe_mapping(mapping), "described.yaml")

@@ -12,21 +12,8 @@ import numpy as np
 import pytest
 
 from emobridge.demo import demo_clip_path
-from emobridge.sources import (
-    CameraInfo,
-    CameraSource,
-    Frame,
-    FrameSource,
-    ImageFolderSource,
-    SourceError,
-    VideoFileSource,
-    camera_names,
-    open_source,
-    paced,
-    resolve_camera,
-    resolve_camera_name,
-    to_bgr,
-)
+from emobridge.perception.sources import CameraInfo, CameraSource, Frame, FrameSource, ImageFolderSource, VideoFileSource, camera_names, open_source, paced, resolve_camera, resolve_camera_name, to_bgr
+from emobridge.errors import SourceError
 
 SIZE = (64, 48)  # width, height: tiny, so tests stay fast
 
@@ -118,7 +105,7 @@ def test_image_folder_formats_order_and_bad_file(tmp_path, caplog):
     _png(tmp_path / "frame5.png", np.full((20, 30, 3), 65535, np.uint16))        # 16-bit colour
     (tmp_path / "frame6.png").write_bytes(b"\x89PNG not really")                 # unreadable
     (tmp_path / "notes.txt").write_text("not an image")                          # ignored
-    with caplog.at_level(logging.WARNING, logger="emobridge.sources"):
+    with caplog.at_level(logging.WARNING, logger="emobridge.perception.sources"):
         with ImageFolderSource(tmp_path, fps=5) as src:
             assert [p.name for p in src.files][:2] == ["frame2.png", "frame3.png"]  # natural order
             frames = list(src)
@@ -132,7 +119,7 @@ def test_image_folder_formats_order_and_bad_file(tmp_path, caplog):
 def test_image_folder_loop_warns_once(tmp_path, caplog):
     _png(tmp_path / "a.png", np.zeros((8, 8), np.uint8))
     (tmp_path / "b.jpg").write_bytes(b"")
-    with caplog.at_level(logging.WARNING, logger="emobridge.sources"):
+    with caplog.at_level(logging.WARNING, logger="emobridge.perception.sources"):
         with ImageFolderSource(tmp_path, loop=True) as src:
             frames = [src.read() for _ in range(3)]
     assert [f.index for f in frames] == [0, 1, 2]

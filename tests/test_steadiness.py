@@ -10,15 +10,8 @@ import numpy as np
 import pytest
 
 from emobridge.labels import EMOTIONS
-from emobridge.smoothing import SmoothingConfig
-from emobridge.steadiness import (
-    RecordedClip,
-    clip,
-    measure_steadiness,
-    pairs_of,
-    place_face,
-    score_clips,
-)
+from emobridge.perception.smoothing import SmoothingConfig
+from emobridge.tools.steadiness import RecordedClip, clip, measure_steadiness, pairs_of, place_face, score_clips
 
 FER_VAL = Path(os.environ.get("EMOBRIDGE_FER_VAL", "/tmp/fer2013/val"))  # CI unpacks ../shared/data there
 
@@ -84,7 +77,7 @@ def test_a_switch_never_followed_counts_as_not_followed():
 
 @pytest.mark.skipif(not FER_VAL.is_dir(), reason="needs the FER2013 val faces ($EMOBRIDGE_FER_VAL or /tmp/fer2013/val)")
 def test_real_chain_on_clips_from_fer_val_gives_finite_figures():
-    from emobridge.emotion import EmotionClassifier
+    from emobridge.perception.emotion import EmotionClassifier
 
     result = measure_steadiness(EmotionClassifier(), FER_VAL, fps=15.0, hold=3.0, pairs=3)
     assert result.pairs == 3 and result.face_found > 0.9

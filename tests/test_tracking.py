@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 from emobridge.demo import demo_clip_path
-from emobridge.emotion import EmotionClassifier
-from emobridge.faces import FaceBox, FaceDetector, FaceTracker
-from emobridge.perception import STAGES, Perception
-from emobridge.sources import VideoFileSource
+from emobridge.perception.emotion import EmotionClassifier
+from emobridge.perception.faces import FaceBox, FaceDetector, FaceTracker
+from emobridge.perception.chain import STAGES, Perception
+from emobridge.perception.sources import VideoFileSource
 
 
 @pytest.fixture(scope="module")

@@ -8,10 +8,10 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="training tests need torch: pip install '.[train]'")
 
-from emobridge.emotion import EmotionClassifier  # noqa: E402
-from emobridge.labels import EMOTIONS  # noqa: E402
-from emobridge.train.export import check_export  # noqa: E402
-from emobridge.train.trainer import TrainConfig, Trainer  # noqa: E402
+from emobridge.perception.emotion import EmotionClassifier
+from emobridge.labels import EMOTIONS
+from emobridge.train.export import check_export
+from emobridge.train.trainer import TrainConfig, Trainer
 from tiny_data import face, write_csv, write_folders  # noqa: E402
 
 
@@ -161,7 +161,7 @@ def test_export_only_needs_a_trained_run(tmp_path):
 
 
 def test_export_check_catches_a_mismatch(tmp_path):
-    from emobridge.model_info import ModelInfo
+    from emobridge.perception.model_info import ModelInfo
     from emobridge.train.export import export_onnx
     from emobridge.train.model import EmotionNet
 
@@ -182,7 +182,7 @@ def test_the_distillation_recipe_trains_a_teacher_then_a_student_from_a_packed_d
     import sys
     import tarfile
 
-    from emobridge.emotion import EmotionClassifier
+    from emobridge.perception.emotion import EmotionClassifier
 
     data = tmp_path / "fer"
     write_folders(data, "train", per_class=12)

@@ -25,7 +25,7 @@ import mido
 import numpy as np
 
 from ..labels import EMOTIONS
-from ..mapping import Mapping, list_presets, load_mapping, preset_is_faithful
+from ..mapping.core import Mapping, list_presets, load_mapping, preset_is_faithful
 
 # Krumhansl-Kessler key profiles (probe-tone ratings), tonic first.
 MAJOR_PROFILE = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
@@ -142,7 +142,7 @@ def features(midi: mido.MidiFile, melody_channel: int = 0) -> Features:
 
 def measure_mapping(mapping: Mapping, bars: int = DEFAULT_BARS, seed: int = DEFAULT_SEED) -> dict[str, Features]:
     """Simulate each of the seven emotions with *mapping* and measure the file."""
-    from .render import simulate  # render imports the composer; keep this module light to import
+    from .render import simulate
 
     channel = mapping.part("melody").channel
     return {emotion: features(simulate(emotion, bars, seed, mapping), channel) for emotion in EMOTIONS}

@@ -13,9 +13,9 @@ from __future__ import annotations
 import math
 
 from ..labels import EMOTIONS
-from ..mapping import ControlSpec, Mapping
-from ..smoothing import EmotionState
-from .composer import MusicParams
+from ..mapping.core import ControlSpec, Mapping
+from ..state import EmotionState
+from .params import MusicParams
 
 _EXP_K = 3.0  # steepness of the exponential curve: halfway along the source gives ~18% of the way out
 

@@ -12,10 +12,10 @@ import random
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
-from .theory import chord_pitch_classes, nearest, pitches_in, scale_pitch_classes, voice_progression
+from ..theory import chord_pitch_classes, nearest, pitches_in, scale_pitch_classes, voice_progression
 
 if TYPE_CHECKING:
-    from .composer import MusicParams
+    from .params import MusicParams
 
 SLOTS_PER_BEAT = 4  # rhythms live on a sixteenth-note grid
 

@@ -8,9 +8,11 @@ import mido
 import numpy as np
 
 from ..labels import EMOTIONS, emotion_index
-from ..mapping import Mapping
-from ..smoothing import EmotionSmoother, EmotionState
-from .composer import Bar, Composer, NoteEvent
+from ..mapping.core import Mapping
+from ..perception.smoothing import EmotionSmoother
+from ..state import EmotionState
+from .params import Bar, NoteEvent
+from .composer import Composer
 
 TRAJECTORY_HELP = "comma-separated emotion:bars pairs, e.g. sad:8,happy:8,angry:8"
 FACE_LEAD_S = 0.25   # in a trajectory, the face changes this long before the segment's first bar line

@@ -35,7 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .trainer import Trainer  # torch is needed from here on only
+    from .trainer import Trainer
 
     cfg = TrainConfig(data=args.data, out=args.out, workdir=args.workdir, epochs=args.epochs, batch_size=args.batch_size,
                       lr=args.lr, widths=tuple(int(w) for w in args.widths.split(",")), seed=args.seed,

@@ -17,9 +17,9 @@ import numpy as np
 import onnx
 from onnx import compose, helper
 
-from ..datasets import FaceSet, load_split
-from ..metrics import Evaluation, evaluate
-from ..model_info import ModelInfo
+from ..tools.datasets import FaceSet, load_split
+from ..tools.metrics import Evaluation, evaluate
+from ..perception.model_info import ModelInfo
 from .onnx_files import run_onnx, write_metadata
 
 INPUT, OUTPUT = "face", "probabilities"

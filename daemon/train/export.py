@@ -18,8 +18,8 @@ import onnxruntime as ort
 import torch
 from torch import nn
 
-from ..emotion import normalise as normalised
-from ..model_info import ModelInfo
+from ..perception.emotion import normalise as normalised
+from ..perception.model_info import ModelInfo
 from .onnx_files import run_onnx, write_metadata
 
 TOLERANCE = 1e-4

@@ -8,8 +8,8 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-from ..emotion import normalise as normalised
-from ..model_info import ModelInfo
+from ..perception.emotion import normalise as normalised
+from ..perception.model_info import ModelInfo
 
 __all__ = ["run_onnx", "write_metadata"]
 

@@ -21,10 +21,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..datasets import FaceSet, load_split
+from ..tools.datasets import FaceSet, load_split
 from ..labels import EMOTIONS
-from ..metrics import evaluate
-from ..model_info import ModelInfo
+from ..tools.metrics import evaluate
+from ..perception.model_info import ModelInfo
 from .config import TrainConfig
 from .model import EmotionNet
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .labels import EMOTIONS, FER_CSV_ORDER
+from ..labels import EMOTIONS, FER_CSV_ORDER
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".pgm"}
 FACE_SIZE = 48

@@ -18,10 +18,11 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .faces import FaceBox
-from .labels import EMOTIONS
-from .music.composer import MusicParams
-from .smoothing import EmotionState
+from ..perception.faces import FaceBox
+from ..labels import EMOTIONS
+from ..music.params import MusicParams
+from ..state import EmotionState
+from ..errors import PreviewError
 
 __all__ = ["FaceView", "PreviewError", "PreviewFrame", "PreviewWindow", "WINDOW_TITLE", "render"]
 
@@ -50,10 +51,6 @@ BAR = (170, 140, 90)         # muted blue for the other classes
 HIGHLIGHT = (60, 200, 255)   # amber for the current label
 FACE = (80, 220, 80)
 NO_FACE = (60, 60, 230)
-
-
-class PreviewError(RuntimeError):
-    """The preview window cannot open here (no display, or an OpenCV without GUI)."""
 
 
 @dataclass(frozen=True)

@@ -21,16 +21,13 @@ import logging
 import threading
 from typing import Any
 
-from .control import LogLimiter
+from ..log import LogLimiter
+from ..errors import LinkUnavailable
 
 log = logging.getLogger(__name__)
 
 TEMPO_RANGE = (20.0, 999.0)  # what Link accepts
 TEMPO_RESOLUTION = 0.01
-
-
-class LinkUnavailable(RuntimeError):
-    """Link was asked for but the aalink package is not installed."""
 
 
 def link_available() -> bool:

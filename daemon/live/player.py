@@ -21,10 +21,11 @@ from collections.abc import Mapping
 from typing import Callable
 
 from .clock import BeatClock
-from .control import LogLimiter
-from .midi_out import MidiOut
-from .music.composer import Bar, Composer
-from .smoothing import EmotionState
+from ..log import LogLimiter
+from ..outputs.midi import MidiOut
+from ..music.params import Bar
+from ..music.composer import Composer
+from ..state import EmotionState
 
 log = logging.getLogger(__name__)
 

@@ -13,14 +13,11 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from .labels import EMOTIONS
+from ..labels import EMOTIONS
 from .model_info import ModelInfo
+from ..errors import ModelError
 
 DEFAULT_MODEL = "emotion.onnx"
-
-
-class ModelError(RuntimeError):
-    """The emotion model is missing, corrupt or not one emobridge can use."""
 
 
 @dataclass(frozen=True)

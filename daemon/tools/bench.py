@@ -1,7 +1,7 @@
 """``emobridge bench``: how fast the perception chain is, and how steady and quick its emotion.
 
 Speed: every frame of a clip is decoded, then run through the chain the daemon uses
-(:class:`~emobridge.perception.Perception` with the face tracker), each stage timed
+(:class:`~emobridge.perception.chain.Perception` with the face tracker), each stage timed
 (decode, detect, crop, classify, smooth). In the same loop the first frames also go through
 a naive chain that runs the Haar cascade over the whole full-size frame every frame, so the
 two figures are taken under the same machine load. Per stage and in total: median and
@@ -9,7 +9,7 @@ two figures are taken under the same machine load. Per stage and in total: media
 (``time.process_time``, all threads of this process). OpenCV runs on one thread here
 (``cv2.setNumThreads``) and onnxruntime on one, as the daemon does.
 
-Steadiness: see :mod:`emobridge.steadiness`; it needs the FER2013 validation faces (``--val``).
+Steadiness: see :mod:`emobridge.tools.steadiness`; it needs the FER2013 validation faces (``--val``).
 """
 
 from __future__ import annotations
@@ -26,11 +26,11 @@ import cv2
 import numpy as np
 
 from .datasets import is_class_folder
-from .emotion import EmotionClassifier
-from .faces import FaceDetector, FaceTracker
-from .perception import STAGES, Perception
-from .smoothing import SmoothingConfig
-from .sources import VideoFileSource
+from ..perception.emotion import EmotionClassifier
+from ..perception.faces import FaceDetector, FaceTracker
+from ..perception.chain import STAGES, Perception
+from ..perception.smoothing import SmoothingConfig
+from ..perception.sources import VideoFileSource
 
 TARGET_MEDIAN_MS = 5.0
 TARGET_P95_MS = 10.0
@@ -116,7 +116,7 @@ def run_bench(
     through the naive full-frame chain (it is slow). Returns plain JSON-able data.
     """
     if video is None:
-        from .demo import demo_clip_path
+        from ..demo import demo_clip_path
 
         video = demo_clip_path()
     classifier = EmotionClassifier(model)
@@ -259,7 +259,7 @@ def run(args: argparse.Namespace) -> int:
     """``emobridge bench``: print the figures; 0 whether or not the targets are met."""
     smoothing = None
     if getattr(args, "mapping", None):
-        from .mapping import load_mapping
+        from ..mapping.core import load_mapping
 
         smoothing = load_mapping(args.mapping).smoothing
     result = run_bench(args.video, args.model, args.frames, baseline_frames=args.baseline_frames,

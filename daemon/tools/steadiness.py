@@ -6,7 +6,7 @@ its class, upscaled from 48×48 to a face-sized 192×192 region (borders reflect
 head and shoulders would continue) in the middle of a 640×480 grey frame. "Held" means
 the *same* crop every frame, with what a camera adds: sensor noise (σ 3 grey levels),
 a drift of a few pixels, a few percent of exposure change. The frames go through the real
-chain: :class:`~emobridge.perception.Perception` with the face tracker, the classifier and
+chain: :class:`~emobridge.perception.chain.Perception` with the face tracker, the classifier and
 the smoother, so Haar box jitter reaches the classifier as it would live.
 
 Two figures come out, over many A→B pairs across the classes:
@@ -30,11 +30,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .emotion import EmotionClassifier
-from .faces import FaceDetector, FaceTracker, crop_face
-from .labels import EMOTIONS
-from .perception import Perception
-from .smoothing import EmotionSmoother, SmoothingConfig
+from ..perception.emotion import EmotionClassifier
+from ..perception.faces import FaceDetector, FaceTracker, crop_face
+from ..labels import EMOTIONS
+from ..perception.chain import Perception
+from ..perception.smoothing import EmotionSmoother, SmoothingConfig
 
 FRAME_SIZE = (640, 480)  # width, height
 FACE_SIDE = 192          # the 48 px face upscaled 4×: a performer about a metre from a webcam

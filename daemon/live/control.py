@@ -35,7 +35,6 @@ from __future__ import annotations
 import logging
 import math
 import threading
-import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -44,7 +43,9 @@ from pythonosc.dispatcher import Dispatcher
 from pythonosc.osc_message import OscMessage
 from pythonosc.osc_server import BlockingOSCUDPServer
 
-from .labels import EMOTIONS
+from ..labels import EMOTIONS
+from ..errors import ControlAddressError, ControlServerError
+from ..log import LogLimiter
 
 log = logging.getLogger(__name__)
 
@@ -53,14 +54,6 @@ DEFAULT_PORT = 9100
 VOLUME_RANGE = (0.0, 2.0)
 RELEASE_WORDS = ("", "none", "release", "off", "face")
 MAX_TEXT = 1024  # longest string argument accepted (a mapping path)
-
-
-class ControlAddressError(ValueError):
-    """A ``--control`` value that is not PORT or HOST:PORT."""
-
-
-class ControlServerError(RuntimeError):
-    """The control server could not bind its address."""
 
 
 class ControlHandler(Protocol):
@@ -84,28 +77,6 @@ def parse_control_address(text: str, default_host: str = DEFAULT_HOST) -> tuple[
     if not host or not port.isdigit() or not 0 <= int(port) < 65536 or ":" in host and not text.startswith("["):
         raise ControlAddressError(f"control address {text!r} is not PORT or HOST:PORT (e.g. 9100 or 0.0.0.0:9100)")
     return host, int(port)
-
-
-class LogLimiter:
-    """Logs one line per *interval* seconds at most; the next line says how many were left out."""
-
-    def __init__(self, logger: logging.Logger, interval: float = 5.0, level: int = logging.WARNING,
-                 clock: Callable[[], float] = time.monotonic):
-        self.logger, self.interval, self.level, self.clock = logger, interval, level, clock
-        self.last = -math.inf
-        self.suppressed = 0
-        self.lock = threading.Lock()
-
-    def __call__(self, message: str, *args: object) -> None:
-        with self.lock:
-            now = self.clock()
-            if now - self.last < self.interval:
-                self.suppressed += 1
-                return
-            self.last, suppressed, self.suppressed = now, self.suppressed, 0
-        if suppressed:
-            message += f" (and {suppressed} more like it in the last {self.interval:g} s)"
-        self.logger.log(self.level, message, *args)
 
 
 BUNDLE_HEAD = b"#bundle\x00"

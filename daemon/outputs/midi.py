@@ -14,7 +14,8 @@ from collections import Counter
 
 import rtmidi
 
-from .stderr import quiet_stderr
+from ..stderr import quiet_stderr
+from ..errors import MidiPortError
 
 NOTE_OFF, NOTE_ON, CONTROL_CHANGE, PROGRAM_CHANGE = 0x80, 0x90, 0xB0, 0xC0
 ALL_SOUND_OFF, RESET_CONTROLLERS, ALL_NOTES_OFF, SUSTAIN = 120, 121, 123, 64
@@ -25,10 +26,6 @@ BACKENDS: dict[str, int] = {
     "coremidi": rtmidi.API_MACOSX_CORE,
     "winmm": rtmidi.API_WINDOWS_MM,
 }
-
-
-class MidiPortError(RuntimeError):
-    """A MIDI backend or port could not be opened; the message lists what is available."""
 
 
 def compiled_backends() -> list[str]:

@@ -44,12 +44,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .control import LogLimiter
-from .osc import OscOut, OscTargetError, encode
-from .smoothing import EmotionState
+from ..log import LogLimiter
+from .osc import OscOut, encode
+from ..errors import OscTargetError
+from ..state import EmotionState
 
 if TYPE_CHECKING:
-    from .perception import FaceResult
+    from ..perception.chain import FaceResult
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +164,7 @@ _YAML_KEYS = ("host", "port", "preset", "messages")
 
 def targets_from_yaml(value: Any, source: str, path: str = "osc", resolve: bool = True) -> list[OscTargetSpec]:
     """A mapping file's list of targets (see the module docstring); a bad entry raises ``MappingError``."""
-    from .mapping import MappingError
+    from ..errors import MappingError
 
     allowed_entry = f"'HOST:PORT[=PRESET]' or a table with keys {', '.join(_YAML_KEYS)}; presets {', '.join(PRESETS)}"
     if value is None:
@@ -186,7 +187,7 @@ def targets_from_yaml(value: Any, source: str, path: str = "osc", resolve: bool 
 
 
 def _yaml_entry(entry: dict, source: str, where: str, resolve: bool) -> OscTargetSpec:
-    from .mapping import MappingError
+    from ..errors import MappingError
 
     unknown = [str(k) for k in entry if k not in _YAML_KEYS]
     if unknown:

@@ -32,7 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, TextIO
 
-from .labels import EMOTIONS
+from ..labels import EMOTIONS
+from ..errors import RecorderError
 
 log = logging.getLogger(__name__)
 
@@ -93,15 +94,11 @@ def _session_stem(folder: Path) -> str:
     return stem
 
 
-class RecorderError(OSError):
-    """The recording folder cannot be created or written (a clear message for ``--record``)."""
-
-
 class Recorder:
     """Records MIDI messages and emotion states of one session into *folder*.
 
     Times ``t`` are monotonic seconds (``time.monotonic()``, the clock of the player and of
-    :class:`~emobridge.smoothing.EmotionState`); the session's time 0 is *start* (default:
+    :class:`~emobridge.perception.smoothing.EmotionState`); the session's time 0 is *start* (default:
     when the recorder was created). Messages may arrive slightly out of order from two
     threads; each flush writes them sorted by time, and anything older than what a previous
     flush wrote goes on that flush's last tick.
@@ -181,7 +178,7 @@ class Recorder:
         self._add(t, _tempo_meta(tempo_us), tempo_us=tempo_us)
 
     def emotion(self, state: Any) -> None:
-        """One emotion state (:class:`~emobridge.smoothing.EmotionState`): a line of the JSON log."""
+        """One emotion state (:class:`~emobridge.perception.smoothing.EmotionState`): a line of the JSON log."""
         record = {
             "t": round(float(state.time) - self.start, 4),
             "time": round(float(state.time), 4),

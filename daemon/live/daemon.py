@@ -19,19 +19,24 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from .emotion import EmotionClassifier
-from .labels import EMOTIONS
-from .mapping import Mapping, MappingError, MappingWatcher, load_mapping
-from .midi_out import MidiOut
-from .music.composer import Bar, Composer
-from .music.controls import ControlMapper
-from .control import ControlServer, LogLimiter, parse_control_address
-from .osc_targets import OscSender, parse_target
-from .perception import FrameResult, Perception
+from ..perception.emotion import EmotionClassifier
+from ..labels import EMOTIONS
+from ..mapping.core import Mapping, MappingWatcher, load_mapping
+from ..errors import MappingError
+from ..outputs.midi import MidiOut
+from ..music.params import Bar
+from ..music.composer import Composer
+from ..music.controls import ControlMapper
+from .control import ControlServer, parse_control_address
+from ..log import LogLimiter
+from ..outputs.osc_targets import OscSender, parse_target
+from ..perception.chain import FrameResult, Perception
 from .player import Player
 from .preview import FaceView, PreviewFrame, PreviewWindow, render
-from .smoothing import EmotionSmoother, EmotionState
-from .sources import FrameSource, SourceError, open_source, paced
+from ..perception.smoothing import EmotionSmoother
+from ..state import EmotionState
+from ..perception.sources import FrameSource, open_source, paced
+from ..errors import SourceError
 
 log = logging.getLogger("emobridge")
 
@@ -91,7 +96,7 @@ class Daemon:
         self.midi = MidiOut(config.midi_port, config.midi_backend, config.midi_connect)
         self.recorder = None
         if config.record:
-            from .record import Recorder
+            from ..outputs.record import Recorder
 
             self.recorder = self.midi.recorder = Recorder(config.record)
         self.composer = Composer(self.mapping, seed=config.seed)
@@ -108,7 +113,7 @@ class Daemon:
         self.player = Player(self.composer, self.midi, self.music_state, on_bar=self._on_bar,
                              midi_clock=config.midi_clock, speed=config.speed, voices=self.voice_states)
         if config.link:
-            from .link import LinkTempo
+            from ..outputs.link import LinkTempo
 
             self.outputs.append(LinkTempo())
 
@@ -331,7 +336,7 @@ class Daemon:
         self.perception.configure(self.config.faces or mapping.faces.follow, mapping.faces.max_faces)
         log.info("mapping %s loaded; it plays from the next bar", mapping.source)
 
-    # --- the control surface (emobridge.control.ControlHandler) ---------------
+    # --- the control surface (emobridge.live.control.ControlHandler) ---------------
     def pause(self) -> None:
         self.player.paused = True
 

@@ -22,7 +22,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .stderr import quiet_stderr
+from ..stderr import quiet_stderr
+from ..errors import SourceError
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -57,10 +58,6 @@ DEFAULT_FPS = 30.0
 
 # Where Linux lists its V4L2 devices, each with the name its driver gives it.
 V4L2_SYSFS = Path("/sys/class/video4linux")
-
-
-class SourceError(RuntimeError):
-    """A camera, video or folder cannot give frames. The message names it and says what to do."""
 
 
 @dataclass(frozen=True)

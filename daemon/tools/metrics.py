@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .labels import EMOTIONS
+from ..labels import EMOTIONS
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from .midi_out import MidiOut
+from ..outputs.midi import MidiOut
+from ..errors import LearnError
 
 MAX_CC = 119  # 120-127 are channel mode messages (all sound off, reset, all notes off, ...)
 # Controllers that work but that a DAW or a synth may also treat specially
@@ -20,10 +21,6 @@ SPECIAL_CCS: dict[int, str] = {
     32: "bank select (LSB)", 38: "data entry (LSB)", 64: "sustain pedal", 96: "data increment",
     97: "data decrement", 98: "NRPN (LSB)", 99: "NRPN (MSB)", 100: "RPN (LSB)", 101: "RPN (MSB)",
 }
-
-
-class LearnError(ValueError):
-    """A learn request that cannot be sent; one line the user can act on."""
 
 
 def check_cc(cc: object) -> int:

@@ -28,16 +28,13 @@ from typing import TYPE_CHECKING
 
 from pythonosc.osc_message_builder import OscMessageBuilder
 
-from .smoothing import EmotionState
+from ..state import EmotionState
+from ..errors import OscTargetError
 
 if TYPE_CHECKING:
-    from .perception import FaceResult
+    from ..perception.chain import FaceResult
 
 log = logging.getLogger(__name__)
-
-
-class OscTargetError(ValueError):
-    """An ``--osc`` target that cannot be used."""
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """One frame through the perception stages: detect → crop → classify → smooth.
 
-Faces are found with a :class:`~emobridge.faces.FaceTracker` by default (a local
+Faces are found with a :class:`~emobridge.perception.faces.FaceTracker` by default (a local
 search around the last face, the whole frame only now and then), which keeps the
 chain to a few milliseconds a frame. ``process`` can record how long each stage
 took, so ``emobridge bench`` measures this very code rather than a copy of it.
@@ -25,8 +25,9 @@ import numpy as np
 
 from .emotion import EmotionClassifier, EmotionReading
 from .faces import FaceBox, FaceTracker, MultiFaceTracker, TrackedFace, crop_face, to_grey
-from .mapping import FOLLOW_MODES
-from .smoothing import EmotionSmoother, EmotionState, SmoothingConfig
+from ..labels import FOLLOW_MODES
+from .smoothing import EmotionSmoother, SmoothingConfig
+from ..state import EmotionState
 
 STAGES: tuple[str, ...] = ("detect", "crop", "classify", "smooth")
 
@@ -63,7 +64,7 @@ class FrameResult:
 class Perception:
     """detector: anything with ``detect(image) -> list[FaceBox]`` (largest/tracked face first);
     default a fresh :class:`FaceTracker` (``largest``) or :class:`MultiFaceTracker`. A plain
-    :class:`~emobridge.faces.FaceDetector` searches the whole frame every time (slower, kept for
+    :class:`~emobridge.perception.faces.FaceDetector` searches the whole frame every time (slower, kept for
     comparison)."""
 
     def __init__(self, classifier: EmotionClassifier, detector: Detector | None = None,

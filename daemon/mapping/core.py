@@ -23,10 +23,13 @@ from typing import Any
 
 import yaml
 
-from .labels import EMOTIONS
-from .music.theory import MODES, ROMAN_HELP, parse_note_name, parse_roman
-from .osc_targets import OscTargetSpec, targets_from_yaml
-from .smoothing import NO_FACE_POLICIES, SmoothingConfig
+from ..labels import EMOTIONS
+from ..theory import MODES, ROMAN_HELP, parse_note_name, parse_roman
+from ..outputs.osc_targets import OscTargetSpec, targets_from_yaml
+from ..labels import NO_FACE_POLICIES
+from ..perception.smoothing import SmoothingConfig
+from ..labels import FOLLOW_MODES
+from ..errors import MappingError
 
 PART_NAMES: tuple[str, ...] = ("melody", "chords", "bass", "drums")
 RHYTHMS: tuple[str, ...] = ("regular", "irregular")
@@ -43,7 +46,6 @@ _TRANSITION_KEYS = ("tempo_glide_beats", "change_at", "blend")
 _HUMANIZE_KEYS = ("timing_ms", "velocity")
 _SMOOTHING_KEYS = ("attack", "release", "hysteresis", "confirm", "min_hold", "no_face_fade", "no_face")
 _FACES_KEYS = ("follow", "max", "channels", "octave", "velocity_scale", "program")
-FOLLOW_MODES: tuple[str, ...] = ("largest", "average", "each")
 _CC_KEYS = ("source", "cc", "channel", "range", "out", "curve", "steps", "rate")
 _CC_REQUIRED = ("source", "cc", "channel")
 # Where each control source lives and its natural range (the default of a cc entry's "range").
@@ -66,14 +68,6 @@ _PART_DEFAULTS: dict[str, dict[str, Any]] = {
     "drums": {"channel": 10, "enabled": False, "velocity_scale": 0.85, "program": None},
 }
 _EMOTION_DEFAULTS = {"articulation": 0.8, "leap": 0.15}
-
-
-class MappingError(ValueError):
-    """A mapping file that cannot be played, as one line: ``<file>: <key.path>: <problem>; allowed: <...>``."""
-
-    def __init__(self, source: str, path: str, problem: str, allowed: str):
-        self.source, self.path, self.problem, self.allowed = source, path, problem, allowed
-        super().__init__(f"{source}: {path}: {problem}; allowed: {allowed}")
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from ..errors import FaceDetectorError
 
 __all__ = [
     "CASCADE_FILE",
@@ -41,10 +42,6 @@ CASCADE_FILE = "haarcascade_frontalface_default.xml"
 FER_MARGIN = 0.0
 
 _INSTALL_HINT = "pip install 'opencv-python>=4.8,<5'"
-
-
-class FaceDetectorError(RuntimeError):
-    """The Haar cascade could not be found or loaded."""
 
 
 @dataclass(frozen=True)

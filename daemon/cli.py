@@ -108,7 +108,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 # --- simulate ----------------------------------------------------------------
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from .mapping.core import load_mapping
+    from .mapping import load_mapping
     from .music.render import parse_trajectory, simulate, simulate_trajectory
 
     mapping = load_mapping(args.mapping)
@@ -127,7 +127,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def cmd_check_mapping(args: argparse.Namespace) -> int:
-    from .mapping.core import describe_mapping, list_presets, load_mapping
+    from .mapping import describe_mapping, list_presets, load_mapping
 
     if args.file is None:
         print("presets: " + ", ".join(list_presets()))

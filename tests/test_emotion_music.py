@@ -18,7 +18,7 @@ import mido
 import pytest
 
 from emobridge.labels import EMOTIONS
-from emobridge.mapping.core import list_presets, load_mapping, preset_is_faithful
+from emobridge.mapping import list_presets, load_mapping, preset_is_faithful
 from emobridge.music import analysis
 from emobridge.music.analysis import MIN_DISTANCE, RELATIONS, check_relations, distinctness, features, format_table, measure_mapping
 

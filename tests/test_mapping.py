@@ -9,7 +9,7 @@ import yaml
 
 from emobridge.labels import EMOTIONS
 from emobridge.errors import MappingError
-from emobridge.mapping.core import default_mapping_text, load_mapping, parse_mapping
+from emobridge.mapping import default_mapping_text, load_mapping, parse_mapping
 
 FULL_HAPPY = ("{tempo: [110, 130], mode: major, progression: [I, IV, V, I], pitch_range: [60, 80], "
               "velocity: [70, 100], density: 8, rhythm: regular}")
@@ -155,7 +155,7 @@ def test_mapping_error_is_a_value_error_with_its_parts():
 
 
 def test_osc_targets_in_the_mapping_file():
-    from emobridge.mapping.core import parse_mapping
+    from emobridge.mapping import parse_mapping
 
     mapping = parse_mapping("osc:\n  - {preset: abletonosc}\n  - '127.0.0.1:9000=emobridge:tempo,mode'\n", "live.yaml")
     assert [(t.host, t.port, t.preset) for t in mapping.osc] == [("127.0.0.1", 11000, "abletonosc"),
@@ -164,7 +164,7 @@ def test_osc_targets_in_the_mapping_file():
 
 
 def test_bad_osc_target_in_the_mapping_names_the_entry():
-    from emobridge.mapping.core import parse_mapping
+    from emobridge.mapping import parse_mapping
 
     with pytest.raises(MappingError) as error:
         parse_mapping("osc:\n  - {preset: cubase}\n", "live.yaml")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from emobridge.labels import EMOTIONS
-from emobridge.mapping.core import load_mapping, parse_mapping
+from emobridge.mapping import load_mapping, parse_mapping
 from emobridge.music.composer import Composer, params_for
 from emobridge.music.parts import SLOTS_PER_BEAT, bar_context, is_strong
 from emobridge.theory import chord_pitch_classes, movement, parse_roman, scale_pitch_classes, voice_chord, voice_progression

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from emobridge.labels import EMOTIONS
-from emobridge.mapping.core import load_mapping, parse_mapping
+from emobridge.mapping import load_mapping, parse_mapping
 from emobridge.music.analysis import notes_of, tempos_of
 from emobridge.music.composer import Composer, params_for
 from emobridge.music.render import parse_trajectory, render_midi, simulate_trajectory

@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from emobridge.mapping.core import parse_mapping
+from emobridge.mapping import parse_mapping
 from emobridge.outputs.midi import MidiOut
 from emobridge.music.composer import Composer
 from emobridge.live.player import Player

@@ -8,7 +8,7 @@ import re
 import pytest
 
 from emobridge.labels import EMOTIONS
-from emobridge.mapping.core import CC_SOURCES, MappingWatcher, describe_mapping, list_presets, load_mapping, mapping_path, parse_mapping, preset_is_faithful
+from emobridge.mapping import CC_SOURCES, MappingWatcher, default_mapping_text, describe_mapping, list_presets, load_mapping, mapping_path, parse_mapping, preset_is_faithful
 from emobridge.errors import MappingError
 from emobridge.music.composer import params_for
 from emobridge.music.controls import ControlMapper, control_value, shape
@@ -195,8 +195,8 @@ def test_mapper_keeps_state_of_unchanged_entries_on_reload():
 
 
 def test_every_key_of_the_language_is_documented_in_default_yaml():
-    from emobridge.mapping import core as language
-    text = language.default_mapping_text()
+    from emobridge.mapping import model as language
+    text = default_mapping_text()
     for keys in (language._TOP_KEYS, language._EMOTION_KEYS, language._PART_KEYS, language._TRANSITION_KEYS,
                  language._HUMANIZE_KEYS, language._CC_KEYS):
         for key in keys:

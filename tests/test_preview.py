@@ -21,7 +21,7 @@ from emobridge.live import preview
 from emobridge.demo import demo_clip_path
 from emobridge.perception.emotion import EmotionClassifier
 from emobridge.labels import EMOTIONS
-from emobridge.mapping.core import load_mapping
+from emobridge.mapping import load_mapping
 from emobridge.music.composer import params_for
 from emobridge.perception.chain import Perception
 from emobridge.live.preview import FaceView, PreviewFrame, render

@@ -13,7 +13,7 @@ from emobridge.perception.emotion import EmotionClassifier
 from emobridge.perception.faces import MultiFaceTracker
 from emobridge.labels import EMOTIONS
 from emobridge.errors import MappingError
-from emobridge.mapping.core import parse_mapping
+from emobridge.mapping import parse_mapping
 from emobridge.music.composer import Composer, compose_voices, params_for
 from emobridge.theory import scale_pitch_classes
 from emobridge.perception.chain import Perception

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from emobridge.labels import EMOTIONS
-from emobridge.mapping.core import load_mapping, parse_mapping
+from emobridge.mapping import load_mapping, parse_mapping
 from emobridge.music import analysis
 from emobridge.music.composer import Composer
 from emobridge.music.render import render_midi, simulate

@@ -163,13 +163,13 @@ def test_smoothing_config_rejects_nonsense():
 
 
 def test_default_mapping_smoothing_is_the_documented_default():
-    from emobridge.mapping.core import load_mapping
+    from emobridge.mapping import load_mapping
 
     assert load_mapping().smoothing == SmoothingConfig()
 
 
 def test_mapping_smoothing_keys_override_and_merge():
-    from emobridge.mapping.core import parse_mapping
+    from emobridge.mapping import parse_mapping
 
     mapping = parse_mapping("smoothing:\n  attack: 0.3\n  min_hold: 2\n", "mine.yaml")
     assert mapping.smoothing.attack == 0.3 and mapping.smoothing.min_hold == 2.0
@@ -187,7 +187,7 @@ def test_mapping_smoothing_keys_override_and_merge():
 ])
 def test_bad_smoothing_values_name_the_key(text, path):
     from emobridge.errors import MappingError
-    from emobridge.mapping.core import parse_mapping
+    from emobridge.mapping import parse_mapping
 
     with pytest.raises(MappingError) as err:
         parse_mapping(text, "bad.yaml")
@@ -196,7 +196,7 @@ def test_bad_smoothing_values_name_the_key(text, path):
 
 
 def test_describe_mapping_round_trips_smoothing():
-    from emobridge.mapping.core import describe_mapping, parse_mapping
+    from emobridge.mapping import describe_mapping, parse_mapping
 
     mapping = parse_mapping("smoothing:\n  hysteresis: 0.2\n", "mine.yaml")
     again = parse_mapping(describe_mapping(mapping), "described.yaml")

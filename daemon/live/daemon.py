@@ -21,7 +21,7 @@ import numpy as np
 
 from ..perception.emotion import EmotionClassifier
 from ..labels import EMOTIONS
-from ..mapping.core import Mapping, MappingWatcher, load_mapping
+from ..mapping import Mapping, MappingWatcher, load_mapping
 from ..errors import MappingError
 from ..outputs.midi import MidiOut
 from ..music.params import Bar

@@ -25,7 +25,7 @@ import mido
 import numpy as np
 
 from ..labels import EMOTIONS
-from ..mapping.core import Mapping, list_presets, load_mapping, preset_is_faithful
+from ..mapping import Mapping, list_presets, load_mapping, preset_is_faithful
 
 # Krumhansl-Kessler key profiles (probe-tone ratings), tonic first.
 MAJOR_PROFILE = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])

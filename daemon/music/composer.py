@@ -22,7 +22,7 @@ from collections.abc import Mapping as Mapping_
 from typing import Callable
 
 from ..labels import EMOTIONS
-from ..mapping.core import EmotionStyle, Humanize, Mapping, PartConfig
+from ..mapping import EmotionStyle, Humanize, Mapping, PartConfig
 from ..state import EmotionState
 from .parts import GENERATORS, SLOTS_PER_BEAT, bar_context
 from .params import Bar, MusicParams, NoteEvent

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 
 from ..labels import EMOTIONS
-from ..mapping.core import ControlSpec, Mapping
+from ..mapping import ControlSpec, Mapping
 from ..state import EmotionState
 from .params import MusicParams
 

@@ -8,7 +8,7 @@ import mido
 import numpy as np
 
 from ..labels import EMOTIONS, emotion_index
-from ..mapping.core import Mapping
+from ..mapping import Mapping
 from ..perception.smoothing import EmotionSmoother
 from ..state import EmotionState
 from .params import Bar, NoteEvent

@@ -259,7 +259,7 @@ def run(args: argparse.Namespace) -> int:
     """``emobridge bench``: print the figures; 0 whether or not the targets are met."""
     smoothing = None
     if getattr(args, "mapping", None):
-        from ..mapping.core import load_mapping
+        from ..mapping import load_mapping
 
         smoothing = load_mapping(args.mapping).smoothing
     result = run_bench(args.video, args.model, args.frames, baseline_frames=args.baseline_frames,

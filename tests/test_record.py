@@ -16,6 +16,7 @@ import mido
 import pytest
 
 from emobridge.labels import EMOTIONS
+from emobridge.outputs.ports import CONTROL_CHANGE, NOTE_ON, PROGRAM_CHANGE, SONG_POSITION, TIMING_CLOCK, FakePort, Tee
 from emobridge.outputs.record import Recorder
 from emobridge.state import EmotionState
 
@@ -138,6 +139,37 @@ def test_close_releases_notes_still_sounding(tmp_path):
     assert len(offs) == 3
     recorder.close()  # twice is harmless
     recorder.note_on(0, 1, 1, 3.0)  # after close: ignored, no error
+
+
+def test_the_recorder_listens_to_a_tee_and_gets_what_the_port_sent(tmp_path):
+    """--record: the daemon's port is Tee(MidiOut, recorder); retriggers and the closing panic reach the file."""
+    clock = iter([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8])
+    recorder = Recorder(tmp_path, start=0.0)
+    port = FakePort()
+    tee = Tee(port, recorder, now=lambda: next(clock))
+    tee.note_on(0, 60, 100)       # 0.1
+    tee.send([TIMING_CLOCK])      # not music: not recorded, takes no time
+    tee.note_on(0, 60, 90)        # 0.2: the retrigger's note-off, 0.3: the note-on
+    tee.control_change(1, 7, 99)  # 0.4
+    tee.close()                   # 0.5: note-off, then sustain off and all-notes-off on channel 0
+    recorder.close()
+    got = [(round(when, 3), m.type, getattr(m, "note", getattr(m, "control", None)))
+           for when, m in read_midi(recorder.midi_path) if not m.is_meta]
+    assert got == [(0.1, "note_on", 60), (0.2, "note_off", 60), (0.3, "note_on", 60), (0.4, "control_change", 7),
+                   (0.5, "note_off", 60), (0.6, "control_change", 64), (0.7, "control_change", 123)]
+    assert port.closed and len(port.messages()) == len(got) + 1  # the clock pulse went to the port only
+
+
+def test_raw_messages_that_no_file_could_hold_are_left_out(tmp_path):
+    recorder = Recorder(tmp_path, start=0.0)
+    recorder.message([NOTE_ON, 60, 100], 0.1)
+    recorder.message([NOTE_ON, 60, 0], 0.2)  # velocity 0: a note-off
+    recorder.message([PROGRAM_CHANGE | 2, 11], 0.3)  # any other channel message as it is
+    for bad in ([], [60, 100], [NOTE_ON, 61], [CONTROL_CHANGE, 200, 1], [SONG_POSITION, 0, 0], [TIMING_CLOCK]):
+        recorder.message(bad, 0.4)
+    recorder.close()
+    got = [m.type for _, m in read_midi(recorder.midi_path) if not m.is_meta]
+    assert got == ["note_on", "note_off", "program_change"]
 
 
 def test_two_sessions_in_the_same_second_get_their_own_files(tmp_path):

@@ -3,9 +3,10 @@
 Two files per session, named by the local start time:
 
 ``session-<YYYYmmdd-HHMMSS>.mid``
-    SMF type 0 (one track, every channel), written *incrementally*: each flush appends the
-    new events, rewrites the end-of-track marker and patches the track length, so the file
-    on disk is a complete, readable MIDI file after every flush. Tempo changes sent with
+    SMF type 0 (one track, every channel), written *incrementally*: mido lays out the file
+    and each flush's events; the flush moves them over the old end-of-track marker and
+    patches the track length, so the file on disk is a complete, readable MIDI file after
+    every flush. Tempo changes sent with
     :meth:`Recorder.tempo` become set-tempo events, so a DAW that imports the file sees the
     bars where they were played; every event sits on the tick nearest its real time.
 ``session-<YYYYmmdd-HHMMSS>.jsonl``
@@ -22,46 +23,68 @@ logged once and the recorder stops writing.
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
-import struct
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, TextIO
 
+import mido
+
 from ..labels import EMOTIONS
 from ..errors import RecorderError
+from .ports import NOTE_OFF, SYSTEM
 
 log = logging.getLogger(__name__)
 
-NOTE_OFF, NOTE_ON, CONTROL_CHANGE, PROGRAM_CHANGE = 0x80, 0x90, 0xB0, 0xC0
-END_OF_TRACK = b"\x00\xff\x2f\x00"
 DEFAULT_TEMPO_US = 500_000  # 120 BPM until the first tempo() call
-
-
-def _varlen(value: int) -> bytes:
-    """A MIDI variable-length quantity."""
-    out = [value & 0x7F]
-    value >>= 7
-    while value:
-        out.append(0x80 | (value & 0x7F))
-        value >>= 7
-    return bytes(reversed(out))
-
-
-def _tempo_meta(tempo_us: int) -> bytes:
-    return b"\xff\x51\x03" + tempo_us.to_bytes(3, "big")
+MAX_TEMPO_US = 2**24 - 1    # a set-tempo event holds its microseconds per beat in 3 bytes
+# Byte offsets in a one-track file: the MThd chunk takes 14, then the track's 'MTrk' tag (4) and its length
+# (4, big-endian), then its events; the last event is the end-of-track marker (delta 0, FF 2F 00: 4 bytes).
+TRACK_LENGTH_AT, TRACK_EVENTS_AT, END_OF_TRACK_SIZE = 18, 22, 4
 
 
 @dataclass(order=True)
 class _Event:
     t: float
     seq: int
-    data: bytes = field(compare=False)      # the event without its delta time
-    tempo_us: int | None = field(compare=False, default=None)  # set for tempo events
+    message: mido.Message | mido.MetaMessage = field(compare=False)  # its time (the delta) is set when written
+
+
+class _TrackFile:
+    """A type-0 Standard MIDI File that grows on disk and is whole after every append.
+
+    mido lays out every byte: each append saves the new events as a one-track file of their own,
+    and their track (with the end-of-track that closes it) goes over the old end-of-track marker;
+    then the track length is patched.
+    """
+
+    def __init__(self, handle: BinaryIO, ticks_per_beat: int, first: list[mido.MetaMessage]):
+        self.handle = handle
+        self.ticks_per_beat = ticks_per_beat
+        data = self._layout(first)
+        handle.write(data)
+        handle.flush()
+        self.size = len(data)
+
+    def _layout(self, messages: list[mido.Message | mido.MetaMessage]) -> bytes:
+        out = io.BytesIO()
+        mido.MidiFile(type=0, ticks_per_beat=self.ticks_per_beat, tracks=[mido.MidiTrack(messages)]).save(file=out)
+        return out.getvalue()
+
+    def append(self, messages: list[mido.Message | mido.MetaMessage]) -> None:
+        """Messages whose times are delta ticks, the first one's from the last event already in the file."""
+        events = self._layout(messages)[TRACK_EVENTS_AT:]
+        self.handle.seek(self.size - END_OF_TRACK_SIZE)
+        self.handle.write(events)
+        self.size += len(events) - END_OF_TRACK_SIZE
+        self.handle.seek(TRACK_LENGTH_AT)
+        self.handle.write((self.size - TRACK_EVENTS_AT).to_bytes(4, "big"))
+        self.handle.flush()
 
 
 class _TickMap:
@@ -131,12 +154,11 @@ class Recorder:
         self._sounding: dict[tuple[int, int], int] = {}
         self._map = _TickMap(ticks_per_beat)
         self._written_tick = 0
-        self._track_length = 0
         self._failed = False
         self._closed = False
         self.events_written = 0
         self.states_written = 0
-        self._write_header()
+        self._track = _TrackFile(self._midi, ticks_per_beat, [mido.MetaMessage("set_tempo", tempo=DEFAULT_TEMPO_US)])
         self._stop = threading.Event()
         self._flusher = threading.Thread(target=self._flush_loop, name="recorder", daemon=True)
         self._flusher.start()
@@ -146,36 +168,39 @@ class Recorder:
         if velocity <= 0:
             self.note_off(channel, pitch, t)
             return
-        self._add(t, bytes([NOTE_ON | (channel & 0x0F), pitch & 0x7F, min(127, velocity)]), sounding=(channel, pitch, +1))
+        self._add(t, mido.Message("note_on", channel=channel & 0x0F, note=pitch & 0x7F, velocity=min(127, velocity)),
+                  sounding=(channel, pitch, +1))
 
     def note_off(self, channel: int, pitch: int, t: float | None = None) -> None:
-        self._add(t, bytes([NOTE_OFF | (channel & 0x0F), pitch & 0x7F, 0]), sounding=(channel, pitch, -1))
+        self._add(t, mido.Message("note_off", channel=channel & 0x0F, note=pitch & 0x7F), sounding=(channel, pitch, -1))
 
     def control_change(self, channel: int, control: int, value: int, t: float | None = None) -> None:
-        self._add(t, bytes([CONTROL_CHANGE | (channel & 0x0F), control & 0x7F, max(0, min(127, value))]))
+        self._add(t, mido.Message("control_change", channel=channel & 0x0F, control=control & 0x7F,
+                                  value=max(0, min(127, value))))
 
     def program_change(self, channel: int, program: int, t: float | None = None) -> None:
-        self._add(t, bytes([PROGRAM_CHANGE | (channel & 0x0F), program & 0x7F]))
+        self._add(t, mido.Message("program_change", channel=channel & 0x0F, program=program & 0x7F))
 
     def message(self, message: list[int] | bytes, t: float | None = None) -> None:
-        """Any raw channel message as sent to the port (what ``MidiOut.send`` sees)."""
-        data = bytes(message)
-        if not data or data[0] < 0x80 or data[0] >= 0xF0:
+        """Any raw channel message as a port sent it (what a :class:`~.ports.Tee` copies to its listeners)."""
+        if not message or not NOTE_OFF <= message[0] < SYSTEM:
             return  # system messages have no place in a type-0 track here
-        kind, channel = data[0] & 0xF0, data[0] & 0x0F
-        if kind == NOTE_ON and len(data) >= 3 and data[2] > 0:
-            self.note_on(channel, data[1], data[2], t)
-        elif kind == NOTE_OFF or (kind == NOTE_ON and len(data) >= 3):
-            self.note_off(channel, data[1], t)
+        try:
+            parsed = mido.Message.from_bytes(message)
+        except ValueError:
+            return  # not one whole message: nothing a reader of the file could play
+        if parsed.type == "note_on" and parsed.velocity > 0:
+            self.note_on(parsed.channel, parsed.note, parsed.velocity, t)
+        elif parsed.type in ("note_on", "note_off"):
+            self.note_off(parsed.channel, parsed.note, t)
         else:
-            self._add(t, data)
+            self._add(t, parsed)
 
     def tempo(self, bpm: float, t: float | None = None) -> None:
         """The tempo from *t* on (call it when the music's tempo changes, at the beat it changes)."""
         if not 1.0 <= bpm <= 1000.0:
             return
-        tempo_us = max(1, min(0xFFFFFF, round(60e6 / bpm)))
-        self._add(t, _tempo_meta(tempo_us), tempo_us=tempo_us)
+        self._add(t, mido.MetaMessage("set_tempo", tempo=min(MAX_TEMPO_US, mido.bpm2tempo(bpm))))
 
     def emotion(self, state: Any) -> None:
         """One emotion state (:class:`~emobridge.perception.smoothing.EmotionState`): a line of the JSON log."""
@@ -196,14 +221,14 @@ class Recorder:
                 self._lines.append(line)
 
     # --- buffering and writing ---------------------------------------------------
-    def _add(self, t: float | None, data: bytes, sounding: tuple[int, int, int] | None = None,
-             tempo_us: int | None = None) -> None:
+    def _add(self, t: float | None, message: mido.Message | mido.MetaMessage,
+             sounding: tuple[int, int, int] | None = None) -> None:
         when = time.monotonic() if t is None else float(t)
         with self._lock:
             if self._closed:
                 return
             self._seq += 1
-            self._pending.append(_Event(when, self._seq, data, tempo_us))
+            self._pending.append(_Event(when, self._seq, message))
             if sounding is not None:
                 channel, pitch, step = sounding
                 key = (channel, pitch)
@@ -212,13 +237,6 @@ class Recorder:
                     self._sounding[key] = count
                 else:
                     self._sounding.pop(key, None)
-
-    def _write_header(self) -> None:
-        header = b"MThd" + struct.pack(">IHHH", 6, 0, 1, self.ticks_per_beat)
-        body = _varlen(0) + _tempo_meta(DEFAULT_TEMPO_US)
-        self._midi.write(header + b"MTrk" + struct.pack(">I", len(body) + len(END_OF_TRACK)) + body + END_OF_TRACK)
-        self._track_length = len(body)  # without the end-of-track marker
-        self._midi.flush()
 
     def flush(self) -> None:
         """Write what was recorded so far (the flusher thread does this every ``flush_interval``)."""
@@ -245,22 +263,15 @@ class Recorder:
         if not events:
             return
         events.sort()
-        chunk = bytearray()
+        messages = []
         for event in events:
             tick = max(self._written_tick, self._map.ticks(event.t - self.start))
-            chunk += _varlen(tick - self._written_tick) + event.data
+            messages.append(event.message.copy(time=tick - self._written_tick))
             self._written_tick = tick
-            if event.tempo_us is not None:
-                self._map.set_tempo(tick, event.tempo_us)
+            if event.message.type == "set_tempo":
+                self._map.set_tempo(tick, event.message.tempo)
+        self._track.append(messages)
         self.events_written += len(events)
-        # Append the events over the old end-of-track marker, close the track again, then patch its length:
-        # after every flush the file on disk is a whole, valid SMF.
-        self._midi.seek(14 + 8 + self._track_length)
-        self._midi.write(bytes(chunk) + END_OF_TRACK)
-        self._track_length += len(chunk)
-        self._midi.seek(14 + 4)
-        self._midi.write(struct.pack(">I", self._track_length + len(END_OF_TRACK)))
-        self._midi.flush()
 
     def _flush_loop(self) -> None:
         while not self._stop.wait(self.flush_interval):

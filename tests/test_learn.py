@@ -1,4 +1,4 @@
-"""emobridge learn's sweep through a real JACK MIDI port."""
+"""emobridge learn's sweep: through a real JACK MIDI port, and paced and checked on a fake one."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from jack import JackReceiver
 from emobridge.errors import LearnError
 from emobridge.tools.learn import cc_note, sweep, sweep_values
 from emobridge.outputs.midi import MidiOut
+from emobridge.outputs.ports import CONTROL_CHANGE, FakePort
 
 
 def test_sweep_sends_one_cc_rising_then_falling(jack_server):
@@ -27,7 +28,7 @@ def test_sweep_sends_one_cc_rising_then_falling(jack_server):
         receiver.close()
     assert sent == len(sweep_values(2)) == 509
     assert 0.9 <= took < 5.0  # two sweeps of 0.5 s, paced
-    assert all(m.message[:2] == (0xB0 | 15, 21) for m in messages), {m.message[:2] for m in messages}
+    assert all(m.message[:2] == (CONTROL_CHANGE | 15, 21) for m in messages), {m.message[:2] for m in messages}
     values = [m.message[2] for m in messages]
     assert values == sweep_values(2)
     top = values.index(127)
@@ -42,27 +43,17 @@ def test_sweep_values_shape():
     assert sweep_values(3)[255:] == sweep_values(1)[1:] * 2
 
 
-@pytest.fixture
-def port(jack_server):
-    midi = MidiOut("emobridge-learn-args", backend="jack")
-    receiver = JackReceiver("emobridge-learn-args")
-    yield midi, receiver
-    receiver.close()
-    midi.close()
-
-
-def test_sweep_paces_with_the_given_sleep(port):
-    midi, receiver = port
-    slept: list[float] = []
+def test_sweep_paces_with_the_given_sleep():
+    clock = [0.0]  # seconds: the fake sleep moves the port's clock
 
     def sleep(seconds: float) -> None:
-        slept.append(seconds)
-        time.sleep(0.0005)  # JACK delivers per period: no need to wait the real time
+        clock[0] += seconds
 
+    midi = FakePort(now=lambda: clock[0])
     assert sweep(midi, 1, 1, seconds=2.54, repeats=1, sleep=sleep) == 255
-    assert len(slept) == 254 and sum(slept) == pytest.approx(2.54)
-    assert receiver.wait_for(lambda m: False, 0.3) is False
-    assert [m.message for m in receiver.snapshot()] == [(0xB0, 1, v) for v in sweep_values(1)]
+    sent = midi.snapshot()
+    assert [s.message for s in sent] == [(CONTROL_CHANGE, 1, v) for v in sweep_values(1)]
+    assert [s.time for s in sent] == pytest.approx([i * 2.54 / 254 for i in range(255)])  # one step per move
 
 
 @pytest.mark.parametrize("cc, channel, kwargs, message", [
@@ -77,12 +68,12 @@ def test_sweep_paces_with_the_given_sleep(port):
     (20, 1, {"seconds": 0}, "sweep duration 0 is out of range"),
     (20, 1, {"repeats": 0}, "repeat count 0 is out of range"),
 ])
-def test_sweep_refuses_bad_arguments_before_sending(port, cc, channel, kwargs, message):
-    midi, receiver = port
+def test_sweep_refuses_bad_arguments_before_sending(cc, channel, kwargs, message):
+    midi = FakePort()
     with pytest.raises(LearnError, match=message) as caught:
         sweep(midi, cc, channel, sleep=lambda _s: None, **kwargs)
     assert "\n" not in str(caught.value)
-    assert receiver.wait_for(lambda m: True, 0.2) is False  # nothing was sent
+    assert midi.messages() == []
 
 
 def test_cc_note():

@@ -11,10 +11,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from ..outputs.midi import MidiOut
+from ..outputs.ports import CHANNEL_MODE, MidiPort
 from ..errors import LearnError
 
-MAX_CC = 119  # 120-127 are channel mode messages (all sound off, reset, all notes off, ...)
+MAX_CC = CHANNEL_MODE.start - 1  # the controllers above are channel mode messages (all sound off, reset, ...)
 # Controllers that work but that a DAW or a synth may also treat specially
 SPECIAL_CCS: dict[int, str] = {
     0: "bank select (MSB)", 1: "modulation wheel", 6: "data entry (MSB)", 7: "channel volume", 10: "pan",
@@ -26,7 +26,7 @@ SPECIAL_CCS: dict[int, str] = {
 def check_cc(cc: object) -> int:
     if isinstance(cc, bool) or not isinstance(cc, int):
         raise LearnError(f"CC number {cc!r} is not a whole number: use 0 to {MAX_CC}")
-    if 120 <= cc <= 127:
+    if cc in CHANNEL_MODE:
         raise LearnError(f"CC {cc} is a channel mode message (120-127 switch notes and controllers off): "
                          f"use a controller number from 0 to {MAX_CC}")
     if not 0 <= cc <= MAX_CC:
@@ -53,7 +53,7 @@ def sweep_values(repeats: int = 1) -> list[int]:
     return one + one[1:] * (repeats - 1)
 
 
-def sweep(midi: MidiOut, cc: int, channel: int, seconds: float = 6.0, repeats: int = 2,
+def sweep(midi: MidiPort, cc: int, channel: int, seconds: float = 6.0, repeats: int = 2,
           sleep: Callable[[float], None] = time.sleep) -> int:
     """Send CC *cc* on *channel* (1-16) from 0 up to 127 and back down, *repeats* times.
 

@@ -1,24 +1,20 @@
 """The MIDI output port: one backend module in front of python-rtmidi.
 
 Opens a virtual port that the DAW sees as an input (ALSA sequencer, JACK or CoreMIDI),
-or connects to an existing port (loopMIDI on Windows, IAC on macOS). It remembers
-which notes sound so that a shutdown or a panic can release every one of them.
+or connects to an existing port (loopMIDI on Windows, IAC on macOS). The note
+bookkeeping (retrigger, release on panic and shutdown) is :class:`~.ports.BasePort`'s.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-import threading
-from collections import Counter
 
 import rtmidi
 
 from ..stderr import quiet_stderr
 from ..errors import MidiPortError
-
-NOTE_OFF, NOTE_ON, CONTROL_CHANGE, PROGRAM_CHANGE = 0x80, 0x90, 0xB0, 0xC0
-ALL_SOUND_OFF, RESET_CONTROLLERS, ALL_NOTES_OFF, SUSTAIN = 120, 121, 123, 64
+from .ports import BasePort
 
 BACKENDS: dict[str, int] = {
     "alsa": rtmidi.API_LINUX_ALSA,
@@ -87,15 +83,12 @@ def list_output_ports(backend: str = "auto") -> dict[str, list[str]]:
     return ports
 
 
-class MidiOut:
-    """A MIDI output for emobridge's notes and CCs (thread-safe)."""
+class MidiOut(BasePort):
+    """A :class:`~.ports.MidiPort` on python-rtmidi, for emobridge's notes and CCs (thread-safe)."""
 
     def __init__(self, port_name: str = "emobridge", backend: str = "auto", connect: str | None = None):
+        super().__init__()
         self.port_name = port_name
-        self.lock = threading.Lock()
-        self.sounding: Counter[tuple[int, int]] = Counter()
-        self.channels_used: set[int] = set()
-        self.recorder = None  # a record.Recorder, when --record is on
         self.port, self.backend = self._open(backend, port_name, connect)
         self.description = f"{'connected to' if connect else 'virtual port'} '{connect or port_name}' ({self.backend})"
 
@@ -139,55 +132,10 @@ class MidiOut:
         client.open_port(matches[0])
         return client
 
-    # --- sending -------------------------------------------------------------
+    # --- the wire (BasePort calls these with its lock held) ---------------------
     def _write(self, message: list[int]) -> None:
-        """Every byte leaves through here (under the lock), so a recording sees exactly what the DAW got."""
         self.port.send_message(message)
-        if self.recorder is not None and message[0] < 0xF0:  # channel messages; clock pulses are not music
-            self.recorder.message(message)
 
-    def send(self, message: list[int]) -> None:
-        with self.lock:
-            self._write(message)
-
-    def note_on(self, channel: int, pitch: int, velocity: int) -> None:
-        with self.lock:
-            if self.sounding[(channel, pitch)]:
-                # Retrigger: some synths give every note-on its own voice, and one
-                # note-off would then leave the first voice hanging.
-                self._write([NOTE_OFF | channel, pitch, 0])
-            self._write([NOTE_ON | channel, pitch, max(1, min(127, velocity))])
-            self.sounding[(channel, pitch)] += 1
-            self.channels_used.add(channel)
-
-    def note_off(self, channel: int, pitch: int) -> None:
-        with self.lock:
-            if self.sounding[(channel, pitch)] <= 0:
-                return  # already released by a panic
-            self.sounding[(channel, pitch)] -= 1
-            # A repeated pitch still held by an earlier note-on keeps sounding until its last off.
-            if self.sounding[(channel, pitch)] == 0:
-                del self.sounding[(channel, pitch)]
-                self._write([NOTE_OFF | channel, pitch, 0])
-
-    def control_change(self, channel: int, control: int, value: int) -> None:
-        self.send([CONTROL_CHANGE | channel, control, max(0, min(127, value))])
-
-    def program_change(self, channel: int, program: int) -> None:
-        self.send([PROGRAM_CHANGE | channel, program])
-
-    def panic(self, channels: set[int] | None = None) -> None:
-        """Note-off for every sounding note, then sustain off and all-notes-off on every channel used."""
-        with self.lock:
-            for channel, pitch in list(self.sounding):
-                self._write([NOTE_OFF | channel, pitch, 0])
-            self.sounding.clear()
-            for channel in sorted((channels or set()) | self.channels_used):
-                self._write([CONTROL_CHANGE | channel, SUSTAIN, 0])
-                self._write([CONTROL_CHANGE | channel, ALL_NOTES_OFF, 0])
-
-    def close(self) -> None:
-        self.panic()
-        with self.lock:
-            self.port.close_port()
-            self.port.delete()
+    def _close(self) -> None:
+        self.port.close_port()
+        self.port.delete()

@@ -1,315 +1,263 @@
-"""Wiring and lifecycle: source → perception → (latest state) → player → MIDI, and OSC beside.
+"""The show's lifecycle: threads, signals, hot reload, the control surface.
 
-Two threads: perception reads frames at the source's pace and publishes the latest
-smoothed emotion; the player composes and plays bar by bar from whatever state is
-latest when a bar starts. The main thread only waits for the end (Ctrl-C, SIGTERM,
-or the end of a file) and then makes sure every note is released before exit; with
-``--preview`` it also draws the window (GUI calls must stay on the main thread).
+Threads and what each one owns:
+
+- **perception** (:class:`~emobridge.live.perceive.PerceptionLoop`): the source, the perception
+  chain, the CC mapper; publishes the latest emotion.
+- **player** (:class:`~emobridge.live.player.Player`): the MIDI port's note timing; MIDI sends and
+  deadline waits only.
+- **conductor** (:class:`~emobridge.live.conductor.Conductor`, started by the player): the composer;
+  composes each bar a beat ahead.
+- **outputs** (:class:`~emobridge.live.fanout.Fanout`): OSC, Link and the recording's log.
+- **main** (:meth:`Daemon.run`): signals, the mapping (reload and switching), the preview window,
+  the watchdog, and the shutdown that releases every note.
+
+Other threads (the OSC control server) only *request*: a flag or a queued request that the owner
+applies at its defined point — the next beat (pause, volume), the next bar (mapping, forced
+emotion), the next frame (smoothing, faces, CCs), the next tick of the main loop (switching files).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import queue
 import signal
 import sys
 import threading
-import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
 
-import cv2
 import numpy as np
 
-from ..perception.emotion import EmotionClassifier
-from ..labels import EMOTIONS
-from ..mapping import Mapping, MappingWatcher, load_mapping
 from ..errors import MappingError
-from ..outputs.midi import MidiOut
-from ..music.params import Bar
+from ..labels import EMOTIONS
+from ..mapping import Mapping, MappingWatcher
 from ..music.composer import Composer
-from ..music.controls import ControlMapper
-from .control import ControlServer, parse_control_address
-from ..log import LogLimiter
-from ..outputs.osc_targets import OscSender, parse_target
-from ..perception.chain import FrameResult, Perception
-from .player import Player
-from .preview import FaceView, PreviewFrame, PreviewWindow, render
-from ..perception.smoothing import EmotionSmoother
+from ..music.params import Bar
 from ..state import EmotionState
-from ..perception.sources import FrameSource, open_source, paced
-from ..errors import SourceError
+from .conductor import Conductor
+from .control import ControlServer
+from .fanout import BarStarted, Fanout
+from .perceive import PerceptionLoop, PerceptionSettings
+from .player import Player
+from .preview import PreviewFrame, render
+from .wiring import Parts, RunConfig, build_parts
 
 log = logging.getLogger("emobridge")
 
-RELOAD_PERIOD = 0.25  # seconds between checks of the mapping file (and SIGHUP)
+TICK = 0.05  # seconds between two turns of the main loop: how soon a signal or a request is seen
+RELOAD_PERIOD = 0.25  # seconds between checks of the mapping file
 PREVIEW_PERIOD = 1 / 30  # seconds between preview redraws: as smooth as a webcam, no more
 PREVIEW_STALE = 1.0  # seconds without a new picture (source lost) after which the window shows a blank one
 BLANK_PICTURE = np.zeros((480, 640, 3), dtype=np.uint8)  # what the window shows without a picture
+JOIN_TIMEOUT = 2.0  # seconds a thread gets to finish at shutdown
+FORCE_AFTER_SIGNALS = 3  # stop signals that make the shutdown skip waiting for threads
 
 
-@dataclass
-class RunConfig:
-    camera: int | str | None = 0
-    video: str | None = None
-    images: str | None = None
-    loop: bool = False
-    fast: bool = False
-    size: tuple[int, int] | None = None  # camera picture size to ask for (width, height); files keep theirs
-    fps: float | None = None  # camera rate to ask for, a video's rate override, or an image folder's rate (default 10)
-    mapping: str | None = None
-    model: str | None = None
-    midi_backend: str = "auto"
-    midi_port: str = "emobridge"
-    midi_connect: str | None = None
-    osc: list[str] = field(default_factory=list)
-    osc_prefix: str = "/emobridge"
-    control: str | None = None  # [HOST:]PORT of the OSC control server; None: off
-    link: bool = False  # share the tempo with Ableton Link peers
-    midi_clock: bool = False  # send MIDI clock, Start/Stop and Song Position on the port
-    speed: float = 1.0  # music clock speed-up, for soak tests
-    record: str | None = None  # folder for the session's MIDI file and emotion log
-    seed: int = 0
-    stop_at_end: bool = False  # a file that ends stops the show (default: treated as a lost camera, retried)
-    faces: str | None = None  # largest, average or each: overrides the mapping's faces.follow
-    max_rate: float = 30.0  # frames classified per second at most: more costs CPU and adds nothing musical
-    preview: bool = False  # a window with the picture, faces, emotion and music (headless by default)
+class SignalFlags:
+    """What the signal handlers may touch: counters, nothing else (no locks, no logging, no events)."""
+
+    def __init__(self) -> None:
+        self.stops = 0  # INT and TERM received
+        self.reloads = 0  # HUP received
+        self.seen_stops = 0  # stops the main loop has acted on
+        self.seen_reloads = 0
+
+    def handle(self, signum: int, _frame: object) -> None:
+        if signum == getattr(signal, "SIGHUP", None):
+            self.reloads += 1
+        else:
+            self.stops += 1
 
 
 class Daemon:
-    """Everything opened and checked up front, so a bad option fails before any note plays."""
+    """The whole show; ``parts`` default to the real ones for ``config`` (see :mod:`.wiring`)."""
 
-    def __init__(self, config: RunConfig):
+    def __init__(self, config: RunConfig, parts: Parts | None = None):
         self.config = config
-        self.mapping: Mapping = load_mapping(config.mapping)
-        faces = self.mapping.faces
-        self.perception = Perception(EmotionClassifier(config.model), smoother=EmotionSmoother(self.mapping.smoothing),
-                                     follow=config.faces or faces.follow, max_faces=faces.max_faces)
-        self.cli_targets = [parse_target(t) for t in config.osc]
-        self.osc = OscSender(self.cli_targets + list(self.mapping.osc), config.osc_prefix)
-        self.outputs: list = [self.osc]  # everything with send_emotion / send_music / close
-        self.control_address = parse_control_address(config.control) if config.control else None
-        self.source: FrameSource = self._open_source()
-        self.preview_frame: PreviewFrame | None = None  # the latest picture for the window; set by perception
-        self.preview: PreviewWindow | None = None
-        if config.preview:  # opened here so no display fails the start (PreviewError, exit 2) before any port opens
-            self.preview = PreviewWindow()
-            self.preview.open()
-        self.midi = MidiOut(config.midi_port, config.midi_backend, config.midi_connect)
-        self.recorder = None
-        if config.record:
-            from ..outputs.record import Recorder
-
-            self.recorder = self.midi.recorder = Recorder(config.record)
-        self.composer = Composer(self.mapping, seed=config.seed)
-        self.controls = ControlMapper(self.mapping)
-        self.watcher = MappingWatcher(config.mapping)
-        self.latest = EmotionState.neutral(time.monotonic())
-        self.voices: dict[int, EmotionState] = {}  # faces: each: slot → that face's emotion, for its voice
-        self.forced: str | None = None
-        self.stop = threading.Event()
-        self.reload_now = threading.Event()
+        self.parts = parts = parts or build_parts(config)
+        parts.mapping = self._with_overrides(parts.mapping)
+        self.clock = parts.clock
+        self.mapping: Mapping = parts.mapping  # the mapping in force (owned by the main thread)
+        self.watcher: MappingWatcher | None = parts.watcher
         self.mapping_missing = False
-        self.warn = LogLimiter(log, 5.0)
-        self.frame_errors: set[str] = set()
-        self.player = Player(self.composer, self.midi, self.music_state, on_bar=self._on_bar,
-                             midi_clock=config.midi_clock, speed=config.speed, voices=self.voice_states)
-        if config.link:
-            from ..outputs.link import LinkTempo
+        self.stop = threading.Event()
+        self.started = threading.Event()  # set once every thread runs (in-process tests start their script then)
+        self.signals = SignalFlags()
+        self.requests: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()  # run by the main thread
+        self.forced: EmotionState | None = None  # an emotion forced from the control surface, or None
+        self.fanout = Fanout(parts.osc, parts.extras, parts.recorder, config.speed)
+        self.conductor = Conductor(Composer(parts.mapping, seed=config.seed))
+        settings = PerceptionSettings(max_rate=config.max_rate, fast=config.fast, stop_at_end=config.stop_at_end,
+                                      faces=config.faces, preview=parts.preview is not None)
+        self.perceiver = PerceptionLoop(parts.perception, parts.source, parts.open_source, self.fanout, parts.port,
+                                        parts.mapping, self.clock, self.music_state, self.current_bar, settings)
+        self.player = Player(self.conductor, parts.port, self.music_state, on_bar=self._bar_started,
+                             clock=self.clock, midi_clock=config.midi_clock, speed=config.speed,
+                             voices=lambda: self.perceiver.voices)
+        self.preview = parts.preview
+        self._reported_failures = 0
+        self._next_reload = 0.0
 
-            self.outputs.append(LinkTempo())
-
+    # --- what the music reads (any thread; plain attribute reads) --------------
     def music_state(self) -> EmotionState:
         """What the music follows: the face, or an emotion forced from the control surface."""
-        if self.forced:
-            return EmotionState.fixed(self.forced, time.monotonic())
-        return self.latest
+        return self.forced or self.perceiver.latest
 
-    def voice_states(self) -> dict[int, EmotionState]:
-        """The faces' own emotions for their voices (faces: each); read by the player at each bar."""
-        return self.voices
+    def current_bar(self) -> Bar | None:
+        return self.player.current
 
-    def _open_source(self) -> FrameSource:
-        c = self.config
-        camera = None if (c.video or c.images) else c.camera
-        return open_source(camera=camera, video=c.video, images=c.images, loop=c.loop, fps=c.fps, size=c.size)
-
-    # --- threads -------------------------------------------------------------
-    def _perceive(self) -> None:
-        """Frames until Ctrl-C; a source that fails or ends is retried while the music plays on.
-
-        A file that ends counts as a lost camera (the show must not stop because a clip ran out),
-        unless ``stop_at_end`` (``demo``, ``--stop-at-end``) asks for one pass.
-        """
-        try:
-            while not self.stop.is_set():
-                try:
-                    self._read_frames()
-                    if self.stop.is_set() or self.config.stop_at_end:
-                        log.info("end of %s", self.source.name)
-                        return
-                    log.warning("end of %s; the music goes on (no face) and emobridge will open it again "
-                                "(--loop repeats it without a gap, --stop-at-end stops here)", self.source.name)
-                except SourceError as error:
-                    log.warning("%s; the music goes on (no face) and emobridge will retry", error)
-                self.osc.send_source(False, self.source.name)
-                if not self._reopen_source():
-                    return
-                self.osc.send_source(True, self.source.name)
-        finally:
-            self.stop.set()
-
-    def _read_frames(self) -> None:
-        min_gap = 1.0 / self.config.max_rate
-        last = -min_gap
-        for frame in paced(self.source, fast=self.config.fast):
-            if self.stop.is_set():
-                return
-            if not self.config.fast and frame.time - last < min_gap:
-                continue
-            last = frame.time
-            self._process(frame.image)
-
-    def _reopen_source(self) -> bool:
-        """Retry with backoff (0.5 s doubling to 5 s); meanwhile the emotion fades as for a lost face."""
-        self.source.close()
-        delay, next_try = 0.5, time.monotonic() + 0.5
-        while not self.stop.wait(0.1):
-            self.voices = {}
-            self._publish(self.perception.lost(time.monotonic()))
-            self.osc.send_faces(())  # /faces 0, once: nobody is seen while the source is gone
-            if time.monotonic() < next_try:
-                continue
-            try:
-                self.source = self._open_source()
-            except SourceError:
-                delay = min(5.0, delay * 2)
-                next_try = time.monotonic() + delay
-                continue
-            log.info("%s is back", self.source.name)
-            return True
-        return False
-
-    def _process(self, image) -> None:
-        try:
-            result = self.perception.process(image, time.monotonic())
-        except Exception as error:  # a bad frame must not silence the show
-            kind = type(error).__name__
-            if kind not in self.frame_errors:  # the first of a kind with its traceback, then one line now and then
-                self.frame_errors.add(kind)
-                log.exception("perception failed on a frame; skipping it and going on")
-            else:
-                self.warn("skipping a frame that could not be processed (%s: %s)", kind, error)
-            return
-        if self.preview is not None:
-            self.preview_frame = self._preview_view(image, result)  # one assignment: nobody waits on the window
-        self.voices = result.voices()
-        self._publish(result.state)
-        self.osc.send_faces(result.faces)
-        self._send_controls()
-
-    def _preview_view(self, image, result: FrameResult) -> PreviewFrame:
-        """What the window shows of one frame; the one place that knows how FrameResult holds its faces."""
-        faces = tuple(FaceView(face.box, tuple(float(p) for p in face.reading.probs), face.reading.label, face.slot)
-                      for face in result.faces)
-        return PreviewFrame(image, faces, result.state)
-
-    def _publish(self, state: EmotionState) -> None:
-        self.latest = state
-        for output in self.outputs:
-            output.send_emotion(state)
-        if self.recorder:
-            self.recorder.emotion(state)
-
-    def _send_controls(self) -> None:
-        bar = self.player.current
-        if bar is None:
-            return
-        for channel, control, value in self.controls.update(self.music_state(), bar.params, time.monotonic()):
-            self.midi.control_change(channel, control, value)
-
-    def _on_bar(self, bar: Bar) -> None:
-        p = bar.params
-        if self.recorder:
-            self.recorder.tempo(p.tempo * self.config.speed)
-        for output in self.outputs:
-            output.send_music(p.tempo, p.mode, p.density, bar_start=True)
-        s = self.latest
-        log.info("bar %d: %s %.2f (v %+.2f a %+.2f) → %.0f BPM %s density %.2f",
-                 bar.index, s.label, s.confidence, s.valence, s.arousal, p.tempo, p.mode, p.density)
+    def _bar_started(self, bar: Bar) -> None:
+        """On the player's thread at each downbeat: hand the bar on, nothing more."""
+        self.fanout.bar(BarStarted(bar, self.clock(), self.music_state()))
 
     # --- lifecycle -----------------------------------------------------------
     def run(self) -> int:
-        log.info("playing on %s; OSC → %s; source: %s", self.midi.description, self.osc.describe(), self.source.name)
-        control = None
-        if self.control_address:
-            host, port = self.control_address
-            control = ControlServer(self, host, port, prefix=self.config.osc_prefix).start()
-            log.info("OSC control on %s:%d (%s/control/...)", host, control.port, self.config.osc_prefix)
-        signals = [signal.SIGINT, signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
-        previous = {sig: signal.signal(sig, self._on_signal) for sig in signals}
+        log.info("playing on %s; OSC → %s; source: %s", self.parts.port.description, self.parts.osc.describe(),
+                 self.parts.source.name)
+        control = self._start_control()
+        previous = self._install_signal_handlers()
         # The player must get the interpreter within a millisecond of its deadline, not after
         # the default 5 ms slice of a busy perception thread.
+        switch_interval = sys.getswitchinterval()
         sys.setswitchinterval(0.001)
-        cv2.setNumThreads(1)  # the perception chain is fastest on one thread, and leaves the other cores to the DAW
-        player = threading.Thread(target=self.player.run, args=(self.stop,), name="player", daemon=True)
-        perceive = threading.Thread(target=self._perceive, name="perception", daemon=True)
-        player.start()
-        perceive.start()
+        threads = [self._start("outputs", self.fanout.run, timed=False),
+                   self._start("player", self.player.run), self._start("perception", self.perceiver.run)]
+        self.clock.enter()  # the main loop waits on the clock too
+        self.started.set()
         try:
-            if self.preview is not None:
-                self._preview_loop(self.preview)  # returns at the end, or when the user closed the window
-            while not self.stop.wait(RELOAD_PERIOD):
-                self._reload_mapping(force=self.reload_now.is_set())
+            self._main_loop()
         finally:
-            self.stop.set()
-            player.join(timeout=2.0)  # the player releases every note as it exits
-            perceive.join(timeout=2.0)
+            self.clock.leave()
+            self._shutdown(threads)
             if control:
                 control.close()
-            self.close()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+            sys.setswitchinterval(switch_interval)
         return 0
 
-    def _preview_loop(self, window: PreviewWindow) -> None:
-        """Redraw the window at about 30 Hz and check the mapping every RELOAD_PERIOD, until the end or until
-        the user closes the window; then the preview alone closes and the music plays on headless."""
-        next_frame = next_reload = time.monotonic()
-        while not self.stop.wait(max(0.0, next_frame - time.monotonic())):
-            next_frame = max(next_frame + PREVIEW_PERIOD, time.monotonic())  # no burst of redraws after a stall
-            if not self._update_preview(window):
-                log.info("preview window closed; the music plays on (Ctrl-C or SIGTERM stops it)")
-                self._close_preview()
-                return
-            if time.monotonic() >= next_reload:
-                self._reload_mapping(force=self.reload_now.is_set())
-                next_reload = time.monotonic() + RELOAD_PERIOD
+    def request_stop(self) -> None:
+        """Stop the show as a signal would (from any thread)."""
+        self.signals.stops += 1
 
-    def _update_preview(self, window: PreviewWindow) -> bool:
-        """Draw the latest picture with the bar now playing; False once the user closed the window."""
-        frame = self.preview_frame
-        if frame is None or self.latest.time - frame.state.time > PREVIEW_STALE:
+    def _start(self, name: str, loop: Callable[[threading.Event], None], timed: bool = True) -> threading.Thread:
+        """A daemon thread running *loop* until stop; *timed* threads wait on the show's clock."""
+        if timed:
+            self.clock.enter()
+
+        def body() -> None:
+            try:
+                loop(self.stop)
+            except Exception:
+                log.exception("the %s thread failed; stopping the show with every note released", name)
+            finally:
+                if timed:
+                    self.clock.leave()
+                if name == "perception":
+                    self.stop.set()  # the source ended for good (stop_at_end): the show is over
+        thread = threading.Thread(target=body, name=name, daemon=True)
+        thread.start()
+        return thread
+
+    def _start_control(self) -> ControlServer | None:
+        if self.parts.control_address is None:
+            return None
+        host, port = self.parts.control_address
+        control = ControlServer(self, host, port, prefix=self.config.osc_prefix).start()
+        log.info("OSC control on %s:%d (%s/control/...)", host, control.port, self.config.osc_prefix)
+        return control
+
+    def _install_signal_handlers(self) -> dict:
+        if threading.current_thread() is not threading.main_thread():
+            return {}  # an in-process test: signals are the test's business
+        names = ("SIGINT", "SIGTERM", "SIGHUP")
+        signals = [getattr(signal, name) for name in names if hasattr(signal, name)]
+        return {sig: signal.signal(sig, self.signals.handle) for sig in signals}
+
+    def _main_loop(self) -> None:
+        while not self.stop.is_set():
+            period = PREVIEW_PERIOD if self.preview is not None else TICK
+            self.clock.wait_until(self.clock() + period, self.stop)
+            self._act_on_signals()
+            self._serve_requests()
+            if self.clock() >= self._next_reload:
+                self._reload_mapping()
+                self._next_reload = self.clock() + RELOAD_PERIOD
+            self._watch()
+            if self.preview is not None:
+                self._update_preview()
+
+    def _act_on_signals(self) -> None:
+        flags = self.signals
+        if flags.reloads != flags.seen_reloads:
+            flags.seen_reloads = flags.reloads
+            log.info("SIGHUP: reading the mapping again")
+            self._reload_mapping(force=True)
+        if flags.stops != flags.seen_stops:
+            flags.seen_stops = flags.stops
+            log.info("stopping: releasing all notes")
+            self.stop.set()
+
+    def _serve_requests(self) -> None:
+        while True:
+            try:
+                request = self.requests.get_nowait()
+            except queue.Empty:
+                return
+            request()
+
+    def _watch(self) -> None:
+        """Say what went wrong on other threads (they only count it: no logging on the player's thread)."""
+        failures = self.player.send_failures
+        if failures != self._reported_failures:
+            log.warning("MIDI output failed %d times so far; still playing", failures)
+            self._reported_failures = failures
+
+    def _shutdown(self, threads: list[threading.Thread]) -> None:
+        self.stop.set()
+        for thread in threads:  # the player releases every note as it exits
+            waited = 0.0
+            while thread.is_alive() and waited < JOIN_TIMEOUT and self.signals.stops < FORCE_AFTER_SIGNALS:
+                thread.join(timeout=0.05)
+                waited += 0.05
+        self.fanout.drain()
+        self.close()
+
+    def close(self) -> None:
+        self._close_preview()
+        parts = self.parts
+        parts.port.panic(set(range(16)) if self.signals.stops >= FORCE_AFTER_SIGNALS else None)
+        parts.port.close()
+        if parts.recorder is not None:
+            parts.recorder.close()
+            log.info("recorded %s", parts.recorder.describe())
+        self.fanout.close()
+
+    # --- the preview window (main thread: GUI calls must stay on it) -----------
+    def _update_preview(self) -> None:
+        """Draw the latest picture with the bar now playing; the user closing the window closes it alone."""
+        frame = self.perceiver.preview_frame
+        latest = self.perceiver.latest
+        if frame is None or latest.time - frame.state.time > PREVIEW_STALE:
             # No picture yet, or the source is gone and is being retried: a blank one with the fading emotion.
-            frame = PreviewFrame(BLANK_PICTURE, (), self.latest)
+            frame = PreviewFrame(BLANK_PICTURE, (), latest)
         bar = self.player.current
-        return window.show(render(frame, bar.params if bar is not None else None))
+        if not self.preview.show(render(frame, bar.params if bar is not None else None)):
+            log.info("preview window closed; the music plays on (Ctrl-C or SIGTERM stops it)")
+            self._close_preview()
 
     def _close_preview(self) -> None:
         if self.preview is not None:
+            self.perceiver.stop_preview()  # perception stops building preview frames
             self.preview.close()
-            self.preview = None  # perception stops building preview frames
-            self.preview_frame = None
+            self.preview = None
 
-    def _on_signal(self, signum: int, _frame) -> None:
-        if hasattr(signal, "SIGHUP") and signum == signal.SIGHUP:
-            self.reload_now.set()  # handled by the main loop, not inside the signal handler
-            return
-        log.info("%s: releasing all notes and stopping", signal.Signals(signum).name)
-        self.stop.set()
-
-    # --- mapping: hot reload and switching -------------------------------------
+    # --- mapping: hot reload and switching (main thread) -----------------------
     def _reload_mapping(self, force: bool = False) -> None:
         """Apply a saved (or, on SIGHUP, any) change of the mapping file from the next bar; keep playing on errors."""
-        self.reload_now.clear()
+        if self.watcher is None:
+            return
         if not self.watcher.path.exists():
             if not self.mapping_missing:
                 self.mapping_missing = True
@@ -317,26 +265,40 @@ class Daemon:
             return
         self.mapping_missing = False
         try:
-            mapping = load_mapping(self.watcher.spec) if force else self.watcher.poll()
+            mapping = self.parts.load_mapping(self.watcher.spec) if force else self.watcher.poll()
         except MappingError as error:
             log.error("mapping not reloaded, the previous one keeps playing: %s", error)
             return
         if mapping is not None:
             self._apply_mapping(mapping)
 
+    def _switch_mapping(self, name_or_path: str) -> None:
+        try:
+            mapping = self.parts.load_mapping(name_or_path)
+        except MappingError as error:
+            log.error("mapping not switched: %s", error)
+            return
+        self.watcher = MappingWatcher(name_or_path)
+        self._apply_mapping(mapping)
+
+    def _with_overrides(self, mapping: Mapping) -> Mapping:
+        """The mapping as the command line amends it: ``--faces`` decides which faces count *and* whether
+        they get voices, exactly as ``faces.follow`` in the file would."""
+        if self.config.faces is None or self.config.faces == mapping.faces.follow:
+            return mapping
+        return dataclasses.replace(mapping, faces=dataclasses.replace(mapping.faces, follow=self.config.faces))
+
     def _apply_mapping(self, mapping: Mapping) -> None:
+        """Hand *mapping* to each owner: the conductor (next bar), perception (next frame), the outputs."""
+        mapping = self._with_overrides(mapping)
         if mapping.osc != self.mapping.osc:
-            old, self.osc = self.osc, OscSender(self.cli_targets + list(mapping.osc), self.config.osc_prefix)
-            self.outputs[self.outputs.index(old)] = self.osc
-            old.close()
+            self.fanout.replace_osc(self.parts.make_osc(list(self.parts.cli_targets) + list(mapping.osc)))
         self.mapping = mapping
-        self.composer.set_mapping(mapping)
-        self.controls.set_controls(mapping)
-        self.perception.set_smoothing(mapping.smoothing)
-        self.perception.configure(self.config.faces or mapping.faces.follow, mapping.faces.max_faces)
+        self.conductor.request_mapping(mapping)
+        self.perceiver.request_mapping(mapping)
         log.info("mapping %s loaded; it plays from the next bar", mapping.source)
 
-    # --- the control surface (emobridge.live.control.ControlHandler) ---------------
+    # --- the control surface (emobridge.live.control.ControlHandler): requests only ----
     def pause(self) -> None:
         self.player.paused = True
 
@@ -346,30 +308,14 @@ class Daemon:
     def force_emotion(self, name: str | None) -> None:
         if name is not None and name not in EMOTIONS:
             raise ValueError(f"unknown emotion {name!r}")
-        self.forced = name
+        self.forced = None if name is None else EmotionState.fixed(name, self.clock())
 
     def set_mapping(self, name_or_path: str) -> None:
-        try:
-            mapping = load_mapping(name_or_path)
-        except MappingError as error:
-            log.error("mapping not switched: %s", error)
-            return
-        self.watcher = MappingWatcher(name_or_path)
-        self._apply_mapping(mapping)
+        self.requests.put(lambda: self._switch_mapping(name_or_path))
 
     def set_volume(self, scale: float) -> None:
         self.player.velocity_scale = max(0.0, min(2.0, scale))
 
     def panic(self) -> None:
-        self.midi.panic(set(range(16)))
-        self.controls.reset()
-
-    def close(self) -> None:
-        self._close_preview()
-        self.midi.close()
-        if self.recorder:
-            self.recorder.close()
-            log.info("recorded %s", self.recorder.describe())
-        for output in self.outputs:
-            output.close()
-        self.source.close()
+        self.parts.port.panic(set(range(16)))  # the port is thread-safe, and a panic cannot wait for a bar
+        self.perceiver.request_controls_reset()

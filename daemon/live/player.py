@@ -1,39 +1,36 @@
-"""Plays the composer's bars on the MIDI port, on the beat clock's deadlines.
+"""Plays composed bars on the MIDI port, on the beat clock's deadlines: MIDI sends and waits, nothing else.
 
-Each bar is composed just before it starts, from the emotion state of that moment,
-so parameters change only at bar boundaries. Note-offs that reach past a bar stay
-queued and keep their deadlines. Optional MIDI clock (24 pulses per quarter note,
-Start/Stop/Song Position) rides on the same deadlines, so a DAW set to external
-sync follows the emotion's tempo. Whatever ends the loop, every sounding note is
-released.
+Each bar is composed ahead by the :class:`~emobridge.live.conductor.Conductor` (asked a beat before
+the bar line, with the emotion of that moment), so parameters change only at bar boundaries and no
+composing, logging or network I/O happens on this thread. Note-offs that reach past a bar stay
+queued and keep their deadlines. Optional MIDI clock (24 pulses per quarter note, Start/Stop/Song
+Position) rides on the same deadlines, so a DAW set to external sync follows the emotion's tempo.
+``on_bar`` is told of every bar as it starts and must only hand it on (the daemon queues it for the
+outputs' thread). Whatever ends the loop, every sounding note is released.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import heapq
-import logging
 import os
 import threading
-import time
+from collections.abc import Mapping as Mapping_
 from dataclasses import dataclass, field
-from collections.abc import Mapping
 from typing import Callable
 
-from .clock import BeatClock
-from ..log import LogLimiter
-from ..outputs.midi import MidiOut
-from ..music.params import Bar
+from ..mapping import Mapping
 from ..music.composer import Composer
+from ..music.params import Bar
+from ..outputs.ports import (BANK_SELECT_LSB, BANK_SELECT_MSB, PULSES_PER_BEAT, SONG_POSITION, START, STOP, TIMING_CLOCK,
+                             MidiPort)
 from ..state import EmotionState
+from .clock import SYSTEM_CLOCK, BeatClock, Clock
+from .conductor import ComposedBar, Conductor
 
-log = logging.getLogger(__name__)
-
-PULSES_PER_BEAT = 24
-TIMING_CLOCK, START, STOP, SONG_POSITION = 0xF8, 0xFA, 0xFC, 0xF2
-BANK_SELECT_MSB, BANK_SELECT_LSB = 0, 32
 # Same-beat order: clock pulse, then note-offs, then note-ons (a repeated key is released before it sounds again).
 CLOCK, OFF, ON = 0, 1, 2
+FIRST_BAR_WAIT = 5.0  # seconds the first bar may take to compose (a cold start loads the theory tables)
+LATE_BAR_WAIT = 0.005  # seconds a composed bar may be late at its downbeat before a silent bar keeps the time
 
 
 def realtime_priority(priority: int = 10) -> bool:
@@ -45,7 +42,6 @@ def realtime_priority(priority: int = 10) -> bool:
     try:
         os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))  # 0: this thread, on Linux
     except (AttributeError, OSError):
-        log.debug("no real-time scheduling for the player thread; timing may suffer under CPU load")
         return False
     return True
 
@@ -60,16 +56,19 @@ class Scheduled:
 
 
 class Player:
-    def __init__(self, composer: Composer, midi: MidiOut, state: Callable[[], EmotionState],
-                 on_bar: Callable[[Bar], None] | None = None, now: Callable[[], float] = time.monotonic,
+    """conductor: a :class:`Conductor` (or a bare :class:`Composer`, which gets one); port: any MIDI port;
+    state/voices: what the music follows, read when the next bar is asked for."""
+
+    def __init__(self, conductor: Conductor | Composer, midi: MidiPort, state: Callable[[], EmotionState],
+                 on_bar: Callable[[Bar], None] | None = None, clock: Clock = SYSTEM_CLOCK,
                  midi_clock: bool = False, speed: float = 1.0,
-                 voices: Callable[[], Mapping[int, EmotionState]] | None = None):
-        self.composer = composer
-        self.voices = voices  # slot → a face's own emotion (faces: each), read at each bar start
+                 voices: Callable[[], Mapping_[int, EmotionState]] | None = None):
+        self.conductor = conductor if isinstance(conductor, Conductor) else Conductor(conductor)
+        self.voices = voices or dict  # slot → a face's own emotion (faces: each)
         self.midi = midi
         self.state = state
         self.on_bar = on_bar
-        self.now = now
+        self.now = clock
         self.midi_clock = midi_clock
         self.speed = speed  # >1 plays faster than written (soak tests); the DAW-facing default is 1
         self.queue: list[Scheduled] = []
@@ -77,31 +76,72 @@ class Player:
         self.current: Bar | None = None  # the bar being played (its params drive CCs and OSC)
         self.velocity_scale = 1.0  # master volume, applied as bars are queued
         self.paused = False  # takes effect at the next beat
-        self.warn = LogLimiter(log, 5.0)
+        self.late_bars = 0  # bars whose composition missed the downbeat (a silent bar played instead)
+        self.send_failures = 0  # MIDI sends that raised (counted here; reported by whoever watches)
         self._programs: dict[int, tuple[int | None, int | None]] = {}  # channel → (bank, program) sent
-        self._programs_for = None  # the mapping whose programs were last sent
+        self._programs_for: Mapping | None = None  # the mapping whose programs were last sent
         self.channels_played: set[int] = set()  # released at pause and exit, even after a mapping change
 
     def run(self, stop: threading.Event) -> None:
         realtime_priority()
+        conductor = threading.Thread(target=self.conductor.run, args=(stop,), name="conductor", daemon=True)
+        conductor.start()
         try:
-            self._send_programs()
             self._loop(stop)
         finally:
             if self.midi_clock:
                 self._send([STOP])
             self.midi.panic(self._channels())
+            conductor.join(timeout=1.0)
 
     def _channels(self) -> set[int]:
-        return set(self.composer.mapping.channels()) | self.channels_played
+        return set(self.conductor.mapping.channels()) | self.channels_played
 
-    def _send_programs(self) -> None:
+    def _ask_for_next_bar(self) -> None:
+        self.conductor.request(self.state(), self.voices())
+
+    def _loop(self, stop: threading.Event) -> None:
+        bar_start = 0.0
+        self._ask_for_next_bar()
+        composed = self.conductor.take(FIRST_BAR_WAIT)
+        while not stop.is_set():
+            if composed is None:  # the conductor missed the downbeat: keep the time with a silent bar
+                composed = self._silent_bar()
+            bar = composed.bar
+            self._send_programs(composed.mapping)
+            self.current = bar
+            self._queue_bar(bar, bar_start)
+            if self.on_bar:
+                self.on_bar(bar)
+            beats = bar.params.beats_per_bar
+            for beat in range(beats):
+                if self.paused:
+                    bar_start = self._hold(stop)
+                    self._ask_for_next_bar()
+                    composed = self.conductor.take(FIRST_BAR_WAIT)
+                    break
+                self._set_tempo(bar.tempo_at(beat), bar_start + beat)
+                if beat == beats - 1:
+                    self._ask_for_next_bar()  # a beat ahead: composed while this beat plays
+                if not self._play_until(bar_start + beat + 1, stop):
+                    return
+            else:
+                bar_start += beats
+                composed = self.conductor.take(LATE_BAR_WAIT if self.now.realtime else FIRST_BAR_WAIT)
+
+    def _silent_bar(self) -> ComposedBar:
+        assert self.current is not None, "the first bar never came"
+        self.late_bars += 1
+        last = self.current
+        return ComposedBar(Bar(last.index + 1, last.params, (), last.beat_tempos[-1:] * last.params.beats_per_bar,
+                               last.phrase_bar), self.conductor.mapping)
+
+    def _send_programs(self, mapping: Mapping) -> None:
         """Bank and program of every part (and face voice) that has one, where the channel does not have it yet.
 
-        Called at start and before each bar, so a reloaded mapping's new instruments arrive with its
-        first bar, while an unchanged one sends nothing (a repeated program change can cut a sound).
+        Before each bar, so a reloaded mapping's new instruments arrive with its first bar, while an
+        unchanged one sends nothing (a repeated program change can cut a sound).
         """
-        mapping = self.composer.mapping
         if mapping is self._programs_for:
             return
         self._programs_for = mapping
@@ -111,41 +151,10 @@ class Player:
                 continue
             self._programs[part.channel] = wanted
             if part.bank is not None:  # bank select takes effect with the next program change
-                self.midi.control_change(part.channel, BANK_SELECT_MSB, part.bank >> 7)
-                self.midi.control_change(part.channel, BANK_SELECT_LSB, part.bank & 0x7F)
+                self._guarded(self.midi.control_change, part.channel, BANK_SELECT_MSB, part.bank >> 7)
+                self._guarded(self.midi.control_change, part.channel, BANK_SELECT_LSB, part.bank & 0x7F)
             if part.program is not None:
-                self.midi.program_change(part.channel, part.program)
-
-    def _loop(self, stop: threading.Event) -> None:
-        bar_start = 0.0
-        while not stop.is_set():
-            self._send_programs()
-            bar = self._compose()
-            self.current = bar
-            self._queue_bar(bar, bar_start)
-            if self.on_bar:
-                self.on_bar(bar)
-            for beat in range(bar.params.beats_per_bar):
-                if self.paused:
-                    bar_start = self._hold(stop)
-                    break
-                self._set_tempo(bar.tempo_at(beat), bar_start + beat)
-                if not self._play_until(bar_start + beat + 1, stop):
-                    return
-            else:
-                bar_start += bar.params.beats_per_bar
-
-    def _compose(self) -> Bar:
-        """The next bar; if the composer fails, a silent bar in the last tempo keeps the show's time."""
-        try:
-            if self.voices is None:
-                return self.composer.next_bar(self.state())
-            return self.composer.next_bar(self.state(), self.voices())
-        except Exception:
-            if self.current is None:
-                raise
-            log.exception("the composer failed; playing a silent bar and trying again at the next one")
-            return dataclasses.replace(self.current, index=self.current.index + 1, events=())
+                self._guarded(self.midi.program_change, part.channel, part.program)
 
     def _set_tempo(self, tempo: float, beat: float) -> None:
         """Tempo glides move beat by beat; each change re-anchors the clock at its beat."""
@@ -161,10 +170,11 @@ class Player:
     def _hold(self, stop: threading.Event) -> float:
         """Paused: silence, then wait for resume; the music restarts on a fresh bar and timeline."""
         self.queue.clear()
+        self.conductor.discard()
         if self.midi_clock:
             self._send([STOP])
         self.midi.panic(self._channels())
-        while self.paused and not stop.wait(0.02):
+        while self.paused and self.now.wait_until(self.now() + 0.02, stop):
             pass
         self.clock = None
         return 0.0
@@ -191,20 +201,17 @@ class Player:
         return self.clock.wait_for_beat(beat, stop)
 
     def _emit(self, item: Scheduled) -> None:
-        try:
-            if item.kind == ON:
-                # The no-face fade_out policy lowers each note as it is struck, so the fade is smooth
-                # within a bar; a note faded below velocity 1 is not struck (its note-off is harmless).
-                velocity = round(item.velocity * self._presence())
-                if velocity >= 1:
-                    self.channels_played.add(item.channel)
-                    self.midi.note_on(item.channel, item.pitch, min(127, velocity))
-            elif item.kind == OFF:
-                self.midi.note_off(item.channel, item.pitch)
-            else:
-                self.midi.send([TIMING_CLOCK])
-        except Exception as error:  # a port error must not stop the show's clock
-            self.warn("MIDI output failed (%s); still playing", error)
+        if item.kind == ON:
+            # The no-face fade_out policy lowers each note as it is struck, so the fade is smooth
+            # within a bar; a note faded below velocity 1 is not struck (its note-off is harmless).
+            velocity = round(item.velocity * self._presence())
+            if velocity >= 1:
+                self.channels_played.add(item.channel)
+                self._guarded(self.midi.note_on, item.channel, item.pitch, min(127, velocity))
+        elif item.kind == OFF:
+            self._guarded(self.midi.note_off, item.channel, item.pitch)
+        else:
+            self._send([TIMING_CLOCK])
 
     def _presence(self) -> float:
         try:
@@ -213,7 +220,11 @@ class Player:
             return 1.0
 
     def _send(self, message: list[int]) -> None:
+        self._guarded(self.midi.send, message)
+
+    def _guarded(self, send: Callable[..., None], *args: int | list[int]) -> None:
+        """A port error must not stop the show's clock: count it (the daemon reports it), play on."""
         try:
-            self.midi.send(message)
-        except Exception as error:
-            self.warn("MIDI output failed (%s); still playing", error)
+            send(*args)
+        except Exception:
+            self.send_failures += 1

@@ -29,6 +29,7 @@ __all__ = [
     "IMAGE_EXTENSIONS",
     "CameraSource",
     "Frame",
+    "FrameListSource",
     "FrameSource",
     "ImageFolderSource",
     "SourceError",
@@ -440,6 +441,35 @@ class ImageFolderSource(FrameSource):
 
     def close(self) -> None:
         self._closed = True
+
+
+class FrameListSource(FrameSource):
+    """Pictures held in memory, shown at *fps*: the fake camera of in-process tests and benchmarks.
+
+    It behaves as a file does (media times i / fps, ``None`` at the end unless *loop*), and can
+    fail as a camera does: with *fail_after* it raises :class:`SourceError` instead of the frame
+    of that index, as an unplugged camera would.
+    """
+
+    def __init__(self, images: list[np.ndarray], fps: float = 10.0, loop: bool = False, name: str = "frames",
+                 fail_after: int | None = None) -> None:
+        if not images:
+            raise ValueError("a frame list needs at least one picture")
+        self.images = [to_bgr(image) for image in images]
+        self.fps = float(fps)
+        self.loop = loop
+        self.name = name
+        self.fail_after = fail_after
+        self._index = 0
+
+    def read(self) -> Frame | None:
+        if self.fail_after is not None and self._index >= self.fail_after:
+            raise SourceError(f"{self.name} stopped giving frames")
+        if self._index >= len(self.images) and not self.loop:
+            return None
+        frame = Frame(self.images[self._index % len(self.images)], self._index / self.fps, self._index)
+        self._index += 1
+        return frame
 
 
 def open_source(

@@ -1,0 +1,230 @@
+"""The daemon's orchestration, in-process on fakes (frame list, FakePort, OfflineClock): milliseconds a test.
+
+Pause and resume, a forced emotion, hot reload, a lost source, several faces, the no-face policies and
+an output that blocks. The same behaviour on real parts (the `emobridge` command, JACK, UDP) is
+proven by the integration tests in test_live.py, test_camera_cases.py and test_faults.py.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from emobridge.live.clock import SYSTEM_CLOCK
+from emobridge.outputs.ports import ALL_NOTES_OFF, CONTROL_CHANGE, PROGRAM_CHANGE
+from face_clips import COLLINS_HAPPY, HOPPER_NEUTRAL, Placed, face_patch, frame_with
+from show import grid_mapping, offline_show, play
+
+
+@functools.lru_cache(maxsize=None)
+def patch(second: float):
+    return face_patch(second)
+
+
+def happy_frames() -> list[np.ndarray]:
+    return [frame_with([Placed(patch(COLLINS_HAPPY), 240, 120)])]
+
+
+def two_face_frames() -> list[np.ndarray]:
+    return [frame_with([Placed(patch(COLLINS_HAPPY), 20, 120), Placed(patch(HOPPER_NEUTRAL), 380, 120)])]
+
+
+def empty_frames() -> list[np.ndarray]:
+    return [frame_with([])]
+
+
+def write(tmp_path, text: str, name: str = "mapping.yaml") -> str:
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+def fixed_tempo(bpm: int) -> str:
+    from emobridge.labels import EMOTIONS
+
+    return grid_mapping("emotions:\n" + "".join(f"  {e}: {{tempo: [{bpm}, {bpm}]}}\n" for e in EMOTIONS))
+
+
+def test_notes_fall_on_the_bar_grid_and_every_note_is_released(tmp_path):
+    show = offline_show(happy_frames(), mapping=write(tmp_path, fixed_tempo(120)))
+    start = play(show, 12.0)
+    ons = show.note_ons()
+    assert len(ons) > 20
+    # 120 BPM: a beat every 0.5 s; the grid's finest step is a sixteenth (0.125 s), exactly, on this clock.
+    offsets = [(s.time - start) / 0.125 for s in ons]
+    assert all(abs(o - round(o)) < 1e-6 for o in offsets), "a note left the grid"
+    assert show.port.sounding() == set(), "notes left sounding after the stop"
+    assert show.port.closed
+
+
+def test_a_run_is_the_same_every_time(tmp_path):
+    mapping = write(tmp_path, fixed_tempo(100))
+    runs = []
+    for _ in range(2):
+        show = offline_show(happy_frames(), mapping=mapping)
+        start = play(show, 8.0)
+        runs.append([(round(s.time - start, 9), s.message) for s in show.port.snapshot()])
+    assert runs[0] == runs[1]
+
+
+def test_pause_silences_at_the_next_beat_and_resume_plays_again(tmp_path):
+    show = offline_show(happy_frames(), mapping=write(tmp_path, fixed_tempo(120)))
+    daemon = show.daemon
+    start = play(show, 10.0, at={3.0: daemon.pause, 6.0: daemon.resume})
+    assert show.note_ons(start + 3.6, start + 6.0) == [], "notes played while paused"
+    assert show.note_ons(start + 6.0), "no notes after resume"
+    held_at_pause = [s for s in show.port.snapshot() if start + 3.0 <= s.time < start + 3.6
+                     and s.kind == CONTROL_CHANGE and s.message[1] == ALL_NOTES_OFF]
+    assert held_at_pause, "pause did not release the channels"
+
+
+def test_a_forced_emotion_lands_at_the_next_bar_and_release_follows_the_face_again(tmp_path):
+    show = offline_show(happy_frames())
+    daemon = show.daemon
+    start = play(show, 24.0, at={4.0: lambda: daemon.force_emotion("sad"), 14.0: lambda: daemon.force_emotion(None)})
+    modes = [(t - start, args[1]) for t, args in show.music()]
+    forced = [mode for t, mode in modes if 8.0 < t < 14.0]
+    after = [mode for t, mode in modes if t > 20.0]
+    assert forced and set(forced) == {"minor"}, modes
+    assert after and "minor" not in after, modes
+
+
+def test_volume_scales_the_velocities_from_the_next_bar(tmp_path):
+    show = offline_show(happy_frames(), mapping=write(tmp_path, fixed_tempo(120)))
+    start = play(show, 12.0, at={6.0: lambda: show.daemon.set_volume(0.5)})
+    loud = [s.message[2] for s in show.note_ons(start + 2.0, start + 6.0)]
+    soft = [s.message[2] for s in show.note_ons(start + 8.0, start + 12.0)]
+    assert np.mean(soft) == pytest.approx(np.mean(loud) * 0.5, rel=0.25)
+
+
+def test_panic_releases_every_channel_at_once(tmp_path):
+    show = offline_show(happy_frames())
+    start = play(show, 4.0, at={2.0: show.daemon.panic})
+    at_panic = {s.channel for s in show.port.snapshot() if s.time == pytest.approx(start + 2.0)
+                and s.kind == CONTROL_CHANGE and s.message[1] == ALL_NOTES_OFF}
+    assert at_panic == set(range(16))
+
+
+def test_a_saved_mapping_plays_from_the_next_bar_and_a_bad_save_keeps_it(tmp_path, caplog):
+    path = tmp_path / "mapping.yaml"
+    path.write_text(fixed_tempo(90))
+    show = offline_show(happy_frames(), mapping=str(path))
+    play(show, 20.0, at={5.0: lambda: path.write_text(fixed_tempo(150)),
+                         11.0: lambda: path.write_text("emotions: [not, a, table")})
+    tempos = [args[0] for _, args in show.music()]
+    assert tempos[0] == 90.0 and 150.0 in tempos, tempos
+    assert tempos[-1] == 150.0, "the bad save replaced the mapping"
+    assert "mapping not reloaded" in caplog.text
+
+
+def test_switching_mapping_from_the_control_surface_is_applied_by_the_main_loop(tmp_path):
+    show = offline_show(happy_frames(), mapping=write(tmp_path, fixed_tempo(90)))
+    other = write(tmp_path, fixed_tempo(140), "other.yaml")
+    play(show, 12.0, at={4.0: lambda: show.daemon.set_mapping(other)})
+    tempos = [args[0] for _, args in show.music()]
+    assert tempos[0] == 90.0 and tempos[-1] == 140.0
+
+
+def test_programs_of_a_reloaded_mapping_go_out_before_its_first_bar(tmp_path):
+    path = tmp_path / "mapping.yaml"
+    path.write_text(fixed_tempo(120) + "parts: {melody: {program: 5}}\n")
+    show = offline_show(happy_frames(), mapping=str(path))
+    play(show, 10.0, at={4.0: lambda: path.write_text(fixed_tempo(120) + "parts: {melody: {program: 9}}\n")})
+    programs = [s.message for s in show.port.snapshot() if s.kind == PROGRAM_CHANGE]
+    assert programs == [(PROGRAM_CHANGE | 0, 4), (PROGRAM_CHANGE | 0, 8)]
+
+
+def test_a_lost_source_keeps_the_music_and_is_opened_again(tmp_path):
+    opened = []
+
+    def reopen():
+        from emobridge.perception.sources import FrameListSource
+
+        opened.append(1)
+        return FrameListSource(happy_frames(), fps=10, loop=True, name="test frames")
+
+    show = offline_show(happy_frames(), fail_after=30, reopen=reopen)
+    start = play(show, 12.0)
+    sources = [(round(t - start, 1), args) for t, args in show.osc.of("source")]
+    assert [args for _, args in sources] == [(0, "test frames"), (1, "test frames")], sources
+    assert opened == [1]
+    lost_at = sources[0][0]
+    assert show.note_ons(start + lost_at, start + lost_at + 1.0), "the music stopped with the source"
+
+
+@pytest.mark.parametrize("how", ["cli", "mapping"])
+def test_each_face_plays_a_voice_whether_asked_on_the_command_line_or_in_the_mapping(tmp_path, how):
+    if how == "cli":
+        show = offline_show(two_face_frames(), faces="each")
+    else:
+        show = offline_show(two_face_frames(), mapping=write(tmp_path, "faces: {follow: each}\n"))
+    play(show, 10.0)
+    channels = {s.channel for s in show.note_ons()}
+    assert {4, 5} <= channels, channels  # faces.channels default 5 and 6 (counted from 1)
+    assert show.port.sounding() == set()
+
+
+def test_fade_out_silences_the_music_without_a_face(tmp_path):
+    mapping = write(tmp_path, "smoothing: {no_face: fade_out, no_face_fade: 2.0}\n")
+    show = offline_show(happy_frames() * 30 + empty_frames() * 100, mapping=mapping, loop=False)
+    start = play(show, 13.0)
+    assert show.note_ons(start, start + 3.0), "no music while the face was there"
+    assert show.note_ons(start + 6.0, start + 13.0) == [], "notes after the fade"
+
+
+def test_hold_keeps_the_music_without_a_face(tmp_path):
+    mapping = write(tmp_path, "smoothing: {no_face: hold}\n")
+    show = offline_show(happy_frames() * 30 + empty_frames() * 100, mapping=mapping, loop=False)
+    start = play(show, 13.0)
+    assert show.note_ons(start + 6.0, start + 13.0), "hold stopped the music"
+    labels = [args[0] for t, args in show.osc.of("emotion") if t > start + 6.0]
+    assert labels and set(labels) == {"happy"}
+
+
+def test_a_file_that_ends_stops_the_show_with_stop_at_end():
+    show = offline_show(happy_frames() * 40, loop=False, stop_at_end=True)
+    start = play(show, 60.0)
+    assert show.clock() - start < 5.0, "the show went on after its 4 s clip"
+    assert show.note_ons(), "the clip played no music"
+    assert show.port.sounding() == set()
+
+
+class SlowOutput:
+    """An output that blocks for 2 s on every bar, as a stalled Link call or OSC host would."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def send_emotion(self, state) -> None:
+        pass
+
+    def send_music(self, tempo, mode, density, bar_start) -> None:
+        self.calls += 1
+        time.sleep(2.0)
+
+    def close(self) -> None:
+        pass
+
+
+def test_an_output_that_blocks_for_two_seconds_delays_no_note(tmp_path):
+    """Real time here (the system clock): the notes must keep their deadlines while the output sleeps."""
+    show = offline_show(happy_frames(), mapping=write(tmp_path, fixed_tempo(120)), clock=SYSTEM_CLOCK)
+    slow = SlowOutput()
+    show.daemon.fanout.extras.append(slow)
+    runner = threading.Thread(target=show.daemon.run)
+    runner.start()
+    assert show.daemon.started.wait(10)
+    time.sleep(5.0)
+    show.daemon.request_stop()
+    runner.join(10)
+    assert slow.calls >= 1
+    ons = show.note_ons()
+    bar = show.daemon.player.clock
+    assert len(ons) > 10
+    # Each note's lateness against its sixteenth on the player's beat clock: a blocked output would add seconds.
+    late = [s.time - bar.time_of(round(bar.beat_at(s.time) * 4) / 4) for s in ons]
+    assert max(abs(x) for x in late) < 0.1, max(late)

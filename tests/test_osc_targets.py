@@ -1,9 +1,8 @@
-"""OSC target presets at a real python-osc UDP listener; the --osc and YAML forms."""
+"""OSC target presets at a real python-osc UDP listener; the --osc and YAML forms of a target."""
 
 from __future__ import annotations
 
 import logging
-import socket
 import time
 
 import numpy as np
@@ -12,9 +11,9 @@ import yaml
 from osc_listener import OscListener
 
 from emobridge.labels import EMOTIONS
-from emobridge.errors import MappingError
-from emobridge.errors import OscTargetError
-from emobridge.outputs.osc_targets import OscSender, OscTargetSpec, parse_target, targets_from_yaml
+from emobridge.errors import MappingError, OscTargetError
+from emobridge.mapping.osc_targets import OscTargetSpec, parse_target, targets_from_yaml
+from emobridge.outputs.osc import OscSender
 from emobridge.state import EmotionState
 
 
@@ -93,22 +92,18 @@ def test_several_presets_at_once(listener):
         other.close()
 
 
-def test_sends_never_raise(caplog):
-    # a closed port (ICMP refusals come back as errors on later sends) and a closed sender
-    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    probe.bind(("127.0.0.1", 0))
-    port = probe.getsockname()[1]
-    probe.close()
-    sender = OscSender([OscTargetSpec("127.0.0.1", port, "reaper"), OscTargetSpec("127.0.0.1", port)],
+def test_sends_never_raise(listener, caplog):
+    sender = OscSender([OscTargetSpec("127.0.0.1", listener.port, "reaper"), OscTargetSpec("127.0.0.1", listener.port)],
                        error_interval=60.0)
-    with caplog.at_level(logging.WARNING, logger="emobridge.outputs.osc_targets"):
-        for i in range(200):
-            sender.send_music(60.0 + i, "major", 0.5, bar_start=True)
-            sender.send_emotion(state())
-        sender.close()
-        sender.send_music(10.0, "major", 0.5, bar_start=True)
+    with caplog.at_level(logging.WARNING, logger="emobridge.outputs.osc"):
         sender.send_emotion(None)  # even nonsense is logged, not raised
-    assert len(caplog.records) <= 1
+        sender.send_faces([None])
+        sender.send_music(None, "major", 0.5, bar_start=True)
+        sender.send_music(100.0, "major", 0.5, bar_start=True)  # and the next sends still go out
+        assert listener.wait_for("/tempo/raw") == [(100.0,)]
+        sender.close()
+        sender.send_music(10.0, "major", 0.5, bar_start=True)  # closed: dropped quietly
+    assert len(caplog.records) == 1 and "sending the emotion failed" in caplog.records[0].getMessage()
 
 
 @pytest.mark.parametrize("text, expected", [
@@ -129,6 +124,9 @@ def test_parse_target(text, expected):
 
 @pytest.mark.parametrize("text, message", [
     ("127.0.0.1", "has no port"),
+    ("9000", "has no port"),
+    ("localhost", "has no port"),
+    ("host:port", "port 'port' is not a number from 1 to 65535"),
     ("127.0.0.1:0", "not a number from 1 to 65535"),
     ("127.0.0.1:70000", "not a number from 1 to 65535"),
     ("127.0.0.1:abc", "not a number from 1 to 65535"),
@@ -139,8 +137,27 @@ def test_parse_target(text, expected):
     ("no-such-host.invalid:9000", "does not resolve"),
 ])
 def test_parse_target_errors(text, message):
-    with pytest.raises(OscTargetError, match=message.replace("(", r"\(")):
+    with pytest.raises(OscTargetError, match=message.replace("(", r"\(")) as caught:
         parse_target(text)
+    assert str(caught.value).startswith(f"OSC target {text!r}: ") and "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("fields, message", [
+    (("127.0.0.1", 0), "port 0 is not a number from 1 to 65535"),
+    (("127.0.0.1", True), "port True is not"),
+    (("", 9000), "host '' is not a host name"),
+    (("127.0.0.1", 9000, "cubase"), "unknown preset 'cubase'"),
+    (("127.0.0.1", 9000, "reaper", frozenset()), "preset reaper has no message \\(none given\\)"),
+])
+def test_a_spec_checks_its_fields_however_it_is_made(fields, message):
+    with pytest.raises(OscTargetError, match=message):
+        OscTargetSpec(*fields)
+
+
+def test_resolving_is_asked_for():
+    assert parse_target("no-such-host.invalid:9000", resolve=False) == OscTargetSpec("no-such-host.invalid", 9000)
+    assert targets_from_yaml([{"host": "no-such-host.invalid", "port": 9000}], "my.yaml", resolve=False) == [
+        OscTargetSpec("no-such-host.invalid", 9000)]
 
 
 def test_targets_from_yaml():
@@ -163,13 +180,15 @@ def test_targets_from_yaml():
     ({"preset": "reaper"}, "osc", "expected a list"),
     ([42], "osc[0]", "expected a string or a table"),
     ([{"port": 9000, "colour": "red"}], "osc[0].colour", "unknown key"),
-    ([{"preset": "cubase", "port": 1}], "osc[0].preset", "got 'cubase'"),
+    ([{"preset": "cubase", "port": 1}], "osc[0].preset", "unknown preset 'cubase'"),
     ([{"host": "127.0.0.1"}], "osc[0].port", "missing"),
-    ([{"port": 0}], "osc[0].port", "got 0"),
-    ([{"port": "9000"}], "osc[0].port", "got '9000'"),
+    ([{"port": 0}], "osc[0].port", "port 0 is not a number from 1 to 65535"),
+    ([{"port": "9000"}], "osc[0].port", "port '9000' is not"),
     ([{"port": 9000, "messages": "tempo"}], "osc[0].messages", "got 'tempo'"),
-    ([{"preset": "abletonosc", "messages": ["mode"]}], "osc[0].messages", "'mode' is not a message of preset abletonosc"),
-    ([{"host": "", "port": 9000}], "osc[0].host", "got ''"),
+    ([{"preset": "abletonosc", "messages": ["mode"]}], "osc[0].messages", "preset abletonosc has no message mode"),
+    ([{"host": "", "port": 9000}], "osc[0].host", "host '' is not"),
+    ([{"host": "no-such-host.invalid", "port": 9000}], "osc[0].host", "does not resolve"),
+    (["no-such-host.invalid:9000"], "osc[0]", "does not resolve"),
     (["{bad}:x"], "osc[0]", "not a number from 1 to 65535"),
 ])
 def test_targets_from_yaml_errors(value, path, problem):

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..labels import EMOTIONS
-from ..outputs.osc_targets import OscTargetSpec
+from .osc_targets import OscTargetSpec
 from ..perception.smoothing import SmoothingConfig
 
 PART_NAMES: tuple[str, ...] = ("melody", "chords", "bass", "drums")

@@ -18,7 +18,7 @@ import yaml
 
 from ..labels import EMOTIONS
 from ..theory import MODES, ROMAN_HELP, parse_note_name, parse_roman
-from ..outputs.osc_targets import targets_from_yaml
+from .osc_targets import targets_from_yaml
 from ..labels import NO_FACE_POLICIES
 from ..perception.smoothing import SmoothingConfig
 from ..labels import FOLLOW_MODES

@@ -1,6 +1,7 @@
-"""OSC out: the emotion stream and the music's state to every ``--osc HOST:PORT`` target.
+"""OSC out: the emotion stream and the music's state to every target (``--osc`` and the mapping's ``osc:``).
 
-Address table (prefix configurable, default ``/emobridge``):
+Address table (prefix configurable, default ``/emobridge``), sent to targets of the ``emobridge``
+preset; the other presets get only the tempo at their own address (``mapping/osc_targets.py``):
 
     /emotion   s label, f confidence      every processed frame with a face
     /probs     7 f (EMOTIONS order)       every processed frame
@@ -14,6 +15,9 @@ Address table (prefix configurable, default ``/emobridge``):
     /faces     i count                    when the number of faces followed changes
     /voice     i n, s label, f confidence, f valence, f arousal
                                           faces: each: every processed frame, per face voice (n from 1)
+
+Two layers, like python-osc's codec and client: :class:`OscTable` decides what to send when
+(pure, no sockets), :class:`OscSender` sends it to each target that wants it.
 """
 
 from __future__ import annotations
@@ -21,109 +25,183 @@ from __future__ import annotations
 import logging
 import socket
 import threading
-import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from pythonosc.osc_message_builder import OscMessageBuilder
 
-from ..state import EmotionState
 from ..errors import OscTargetError
+from ..log import LogLimiter
+from ..mapping.osc_targets import PRESETS, OscTargetSpec, resolve_address
+from ..state import EmotionState
 
 if TYPE_CHECKING:
     from ..perception.chain import FaceResult
 
 log = logging.getLogger(__name__)
 
-
-@dataclass(frozen=True)
-class OscTarget:
-    host: str
-    port: int
-
-    @classmethod
-    def parse(cls, text: str) -> "OscTarget":
-        host, sep, port = text.rpartition(":")
-        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise OscTargetError(f"OSC target {text!r} is not HOST:PORT (e.g. 127.0.0.1:9000)")
-        try:
-            socket.getaddrinfo(host, int(port), type=socket.SOCK_DGRAM)
-        except socket.gaierror:
-            raise OscTargetError(f"OSC target host {host!r} does not resolve: check the name or use an IP address") from None
-        return cls(host, int(port))
+Message = tuple[str, tuple[object, ...]]  # (name in the address table, OSC arguments)
+# Tempo presets get a tempo only when it moved at least this much (BPM): the tempo glides
+# between emotions, and a DAW need not hear every hundredth of a beat per minute.
+TEMPO_RESOLUTION = 0.01
 
 
 def encode(address: str, *args: object) -> bytes:
+    """One OSC message as a UDP datagram (python-osc picks each argument's type tag)."""
     builder = OscMessageBuilder(address=address)
     for arg in args:
         builder.add_arg(arg)
     return builder.build().dgram
 
 
-class OscOut:
-    """Sends emobridge's address table to several UDP targets; send errors are logged, never raised."""
+class OscTable:
+    """The address table's timing: which messages each event gives, given what was sent before.
 
-    def __init__(self, targets: list[OscTarget], prefix: str = "/emobridge"):
-        self.targets = targets
-        self.prefix = "/" + prefix.strip("/")
-        self.socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.lock = threading.Lock()
+    Keeps only what change detection needs, so it can be tested without a socket.
+    """
+
+    def __init__(self) -> None:
         self.last_face: bool | None = None
-        self.last_music: tuple | None = None
+        self.last_music: tuple[float, str, float] | None = None  # (BPM to 0.01, mode, density to 0.001)
         self.last_faces: int | None = None
-        self.last_error_log = 0.0
 
-    def send(self, name: str, *args: object) -> None:
-        if not self.targets:
-            return
-        data = encode(f"{self.prefix}/{name}", *args)
-        with self.lock:
-            for target in self.targets:
-                try:
-                    self.socket.sendto(data, (target.host, target.port))
-                except OSError as error:
-                    self._log_error(target, error)
-
-    def _log_error(self, target: OscTarget, error: OSError) -> None:
-        # A target that refuses would otherwise log at frame rate.
-        now = time.monotonic()
-        if now - self.last_error_log > 5.0:
-            self.last_error_log = now
-            log.warning("OSC to %s:%d failed (%s); still trying", target.host, target.port, error)
-
-    def send_emotion(self, state: EmotionState) -> None:
-        """One processed frame's worth of the emotion stream."""
+    def emotion(self, state: EmotionState) -> list[Message]:
+        """One processed frame: /face on change, /emotion with a face, the rest always."""
+        messages: list[Message] = []
         if state.face != self.last_face:
             self.last_face = state.face
-            self.send("face", 1 if state.face else 0)
+            messages.append(("face", (1 if state.face else 0,)))
         if state.face:
-            self.send("emotion", state.label, float(state.confidence))
-        self.send("probs", *(float(p) for p in state.probs))
-        self.send("valence", float(state.valence))
-        self.send("arousal", float(state.arousal))
+            messages.append(("emotion", (state.label, float(state.confidence))))
+        messages.append(("probs", tuple(float(p) for p in state.probs)))
+        messages.append(("valence", (float(state.valence),)))
+        messages.append(("arousal", (float(state.arousal),)))
+        return messages
 
-    def send_music(self, tempo: float, mode: str, density: float, bar_start: bool) -> None:
-        """Tempo, mode and density: on change, and again at every bar start."""
+    def music(self, tempo: float, mode: str, density: float, bar_start: bool) -> list[Message]:
+        """Tempo (BPM), mode and density (0..1): on change, and again at every bar start."""
         current = (round(tempo, 2), mode, round(density, 3))
-        if bar_start or current != self.last_music:
-            self.last_music = current
-            self.send("tempo", float(tempo))
-            self.send("mode", mode)
-            self.send("density", float(density))
+        if not bar_start and current == self.last_music:
+            return []
+        self.last_music = current
+        return [("tempo", (float(tempo),)), ("mode", (mode,)), ("density", (float(density),))]
 
-    def send_source(self, ok: bool, name: str) -> None:
-        self.send("source", 1 if ok else 0, name)
+    def source(self, ok: bool, name: str) -> list[Message]:
+        """The camera (or file) lost (0) or back (1); the daemon calls this only on a change."""
+        return [("source", (1 if ok else 0, name))]
 
-    def send_faces(self, faces: Sequence[FaceResult]) -> None:
-        """The number of faces followed (on change) and, with faces: each, every face voice's emotion."""
+    def faces(self, faces: Sequence[FaceResult]) -> list[Message]:
+        """The number of faces followed (on change) and, with ``faces: each``, every face voice's emotion."""
+        messages: list[Message] = []
         if len(faces) != self.last_faces:
             self.last_faces = len(faces)
-            self.send("faces", len(faces))
+            messages.append(("faces", (len(faces),)))
         for face in faces:
             if face.slot is not None and face.state is not None:
                 s = face.state
-                self.send("voice", face.slot + 1, s.label, float(s.confidence), float(s.valence), float(s.arousal))
+                messages.append(("voice", (face.slot + 1, s.label, float(s.confidence), float(s.valence),
+                                           float(s.arousal))))
+        return messages
+
+
+@dataclass
+class _Route:
+    """One target, looked up once: where its datagrams go and what it gets."""
+
+    spec: OscTargetSpec
+    family: int
+    sockaddr: tuple
+    selected: frozenset[str]
+    tempo_address: str | None         # a tempo preset's address; None: the address table
+    last_tempo: float | None = None   # BPM last sent to a tempo preset
+
+    @classmethod
+    def of(cls, spec: OscTargetSpec) -> "_Route":
+        try:
+            family, sockaddr = resolve_address(spec.host, spec.port)
+        except OscTargetError as error:
+            raise OscTargetError(f"OSC target {spec.describe()}: {error}") from None
+        return cls(spec, family, sockaddr, frozenset(spec.selected), PRESETS[spec.preset].tempo_address)
+
+
+class OscSender:
+    """Sends each target what its preset and its ``messages`` allow; send errors are logged, never raised.
+
+    Each target is looked up once, here: sending then costs no name lookup at frame rate, and
+    one UDP socket per address family serves every target of that family.
+    """
+
+    def __init__(self, targets: Sequence[OscTargetSpec], prefix: str = "/emobridge", error_interval: float = 5.0):
+        self.targets = list(targets)
+        self.routes = [_Route.of(spec) for spec in self.targets]
+        self.prefix = "/" + prefix.strip("/")
+        self.table = OscTable()
+        self.sockets = {family: self._open(family) for family in {route.family for route in self.routes}}
+        self.lock = threading.Lock()  # the perception and the player threads both send
+        self.warn = LogLimiter(log, error_interval)  # a failing target would otherwise log at frame rate
+        self.closed = False
+
+    def _open(self, family: int) -> socket.socket:
+        try:
+            return socket.socket(family, socket.SOCK_DGRAM)
+        except OSError as error:  # e.g. IPv6 switched off on this machine
+            raise OscTargetError(f"OSC: cannot open a UDP socket for {socket.AddressFamily(family).name} ({error})") from None
+
+    def describe(self) -> str:
+        return ", ".join(spec.describe() for spec in self.targets) or "none"
+
+    def send_emotion(self, state: EmotionState) -> None:
+        """One processed frame's emotion stream."""
+        self._send("the emotion", lambda: self.table.emotion(state))
+
+    def send_music(self, tempo: float, mode: str, density: float, bar_start: bool) -> None:
+        """Tempo (BPM), mode and density: the table at changes and bar starts, tempo presets on change only."""
+        self._send("the music state", lambda: self.table.music(tempo, mode, density, bar_start), tempo)
+
+    def send_source(self, ok: bool, name: str) -> None:
+        """The camera (or file) lost or back."""
+        self._send("the source state", lambda: self.table.source(ok, name))
+
+    def send_faces(self, faces: Sequence[FaceResult]) -> None:
+        """The face count and the face voices' emotions."""
+        self._send("the faces", lambda: self.table.faces(faces))
 
     def close(self) -> None:
-        self.socket.close()
+        with self.lock:
+            self.closed = True
+            for sock in self.sockets.values():
+                sock.close()
+
+    def _send(self, what: str, decide: Callable[[], list[Message]], tempo: float | None = None) -> None:
+        """Ask the table what to send, then send each route its share; *tempo* (BPM) is for tempo presets."""
+        try:
+            with self.lock:
+                # A reload replaces the sender while another thread may still send a last frame to the old one.
+                if self.closed:
+                    return
+                datagrams = [(name, encode(f"{self.prefix}/{name}", *args)) for name, args in decide()]
+                for route in self.routes:
+                    if route.tempo_address is None:
+                        for name, data in datagrams:
+                            if name in route.selected:
+                                self._sendto(route, data)
+                    elif tempo is not None:
+                        self._send_tempo(route, route.tempo_address, tempo)
+        except Exception as error:  # never let OSC stop the music
+            self.warn("OSC: sending %s failed (%s); still trying", what, error)
+
+    def _send_tempo(self, route: _Route, address: str, tempo: float) -> None:
+        tempo = float(tempo)  # an OSC float, whatever number type the player had
+        if route.last_tempo is not None and abs(tempo - route.last_tempo) < TEMPO_RESOLUTION:
+            return
+        if self._sendto(route, encode(address, tempo)):
+            route.last_tempo = tempo  # only once it went out: a failed send is tried again at the next tempo
+
+    def _sendto(self, route: _Route, data: bytes) -> bool:
+        try:
+            self.sockets[route.family].sendto(data, route.sockaddr)
+            return True
+        except OSError as error:
+            self.warn("OSC to %s failed (%s); still trying", route.spec.describe(), error)
+            return False

@@ -25,6 +25,10 @@ class ModelError(EmobridgeError):
     """The emotion model is missing, corrupt or not one emobridge can use."""
 
 
+class DatasetError(EmobridgeError):
+    """A FER2013 copy (folder, CSV or image) that cannot be read as labelled faces; the message names the file."""
+
+
 class FaceDetectorError(EmobridgeError):
     """The Haar cascade could not be found or loaded."""
 

@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from emobridge.tools.datasets import load_split
+from emobridge.errors import DatasetError
+from emobridge.tools.datasets import find_val_folder, load_split
 from emobridge.labels import EMOTIONS
 from emobridge.tools.metrics import evaluate
 from tiny_data import face, write_csv, write_folders
@@ -32,9 +33,37 @@ def test_original_csv(tmp_path):
 
 
 def test_missing_and_empty_data_are_clear_errors(tmp_path):
-    with pytest.raises(FileNotFoundError, match="not found"):
+    with pytest.raises(DatasetError, match="not found"):
         load_split(tmp_path / "nope", "train")
-    with pytest.raises(ValueError, match="no train split"):
+    with pytest.raises(DatasetError, match="no train split"):
+        load_split(tmp_path, "train")
+    with pytest.raises(DatasetError, match="no FER2013 class folders"):
+        load_split(tmp_path, "val")
+
+
+def test_the_val_folder_is_found_in_one_order(tmp_path):
+    """The folder given, else val/, test/, PublicTest/: the same for eval, bench, ensemble and training."""
+    write_folders(tmp_path, "PublicTest", 1)
+    assert find_val_folder(tmp_path) == tmp_path / "PublicTest"
+    write_folders(tmp_path, "test", 1)
+    assert find_val_folder(tmp_path) == tmp_path / "test"
+    write_folders(tmp_path, "val", 1)
+    assert find_val_folder(tmp_path) == tmp_path / "val"
+    assert find_val_folder(tmp_path / "test") == tmp_path / "test"  # a class folder is taken as it is
+    assert load_split(tmp_path, "val").source == str(tmp_path / "val")
+
+
+@pytest.mark.parametrize("row, message", [
+    ("7,{pixels},Training", "fer2013.csv:3: emotion must be 0 to 6, got '7'"),
+    ("x,{pixels},Training", "fer2013.csv:3: emotion must be 0 to 6, got 'x'"),
+    ("1,{pixels} 300,Training", "fer2013.csv:3: pixels must be grey levels 0 to 255"),
+    ("1,1 2 3,Training", "fer2013.csv:3: expected 2304 pixels, found 3"),
+])
+def test_a_bad_csv_row_names_its_line(tmp_path, row, message):
+    pixels = " ".join(["9"] * (48 * 48 - row.count("300")))
+    lines = ["emotion,pixels,Usage", f"0,{' '.join(['9'] * 48 * 48)},Training", row.format(pixels=pixels)]
+    (tmp_path / "fer2013.csv").write_text("\n".join(lines) + "\n")
+    with pytest.raises(DatasetError, match=message):
         load_split(tmp_path, "train")
 
 

@@ -30,6 +30,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ..errors import DatasetError
 from ..perception.emotion import EmotionClassifier
 from ..perception.faces import FaceDetector, FaceTracker, crop_face
 from ..labels import EMOTIONS
@@ -203,7 +204,8 @@ def record_clips(
     """Build the A→B clips and run each through the tracker and the classifier (via :class:`Perception`)."""
     classes = [name for name in EMOTIONS if faces.get(name)]
     if len(classes) < 2:
-        raise ValueError(f"need confidently classified faces of two classes at least, got {classes}")
+        raise DatasetError(f"the steadiness clips need confidently classified val faces of two classes at least, "
+                           f"got {classes or 'none'}: give a FER2013 val folder with more faces")
     use = {name: 0 for name in classes}
     clips = []
     for number, (a, b) in enumerate(pairs_of(classes, pairs)):

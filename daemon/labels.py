@@ -7,6 +7,8 @@ order is re-ordered to this one when it is loaded.
 
 from __future__ import annotations
 
+from .errors import UserError
+
 EMOTIONS: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 
 # Pleasure/arousal coordinates of the emotion terms (Russell & Mehrabian, 1977),
@@ -36,4 +38,4 @@ def emotion_index(name: str) -> int:
     try:
         return EMOTIONS.index(name)
     except ValueError:
-        raise ValueError(f"unknown emotion {name!r}: use one of {', '.join(EMOTIONS)}") from None
+        raise UserError(f"unknown emotion {name!r}: use one of {', '.join(EMOTIONS)}") from None

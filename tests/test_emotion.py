@@ -49,8 +49,15 @@ def test_corrupt_model_is_a_clear_error(tmp_path):
 
 
 def test_model_without_metadata_is_refused(tmp_path):
-    with pytest.raises(ModelError, match="metadata"):
+    with pytest.raises(ModelError, match="m.onnx has no 'emobridge.classes' metadata: export it with 'emobridge train'"):
         EmotionClassifier(linear_model(tmp_path / "m.onnx", None))
+
+
+def test_metadata_that_is_not_json_is_a_model_error():
+    meta = ModelInfo(classes=EMOTIONS).to_metadata()
+    meta["emobridge.mean"] = "half"
+    with pytest.raises(ModelError, match="x.onnx: metadata emobridge.mean is not JSON"):
+        ModelInfo.from_metadata(meta, source="x.onnx")
 
 
 def test_model_with_other_classes_is_refused(tmp_path):

@@ -12,11 +12,12 @@ import pytest
 
 pytest.importorskip("onnx")
 
+from emobridge.errors import ModelError, UserError
 from emobridge.tools.datasets import load_split
 from emobridge.perception.emotion import EmotionClassifier
 from emobridge.labels import EMOTIONS
 from emobridge.perception.model_info import ModelInfo
-from emobridge.train.ensemble import make_ensemble, write_ensemble
+from emobridge.train.ensemble import make_ensemble, parse_weights, write_ensemble
 from onnx_models import linear_model  # noqa: E402
 from tiny_data import write_folders  # noqa: E402
 
@@ -75,21 +76,27 @@ def test_members_that_read_faces_differently_are_refused(tmp_path):
     a = member(tmp_path / "a.onnx", 1)
     other_order = ModelInfo(classes=tuple(reversed(EMOTIONS)), training_data="tiny")
     b = member(tmp_path / "b.onnx", 2, other_order)
-    with pytest.raises(ValueError, match="classes"):
+    with pytest.raises(ModelError, match="classes"):
         write_ensemble([a, b], tmp_path / "out.onnx")
     other_norm = ModelInfo(classes=EMOTIONS, mean=0.4)
-    with pytest.raises(ValueError, match="mean"):
+    with pytest.raises(ModelError, match="mean"):
         write_ensemble([a, member(tmp_path / "c.onnx", 3, other_norm)], tmp_path / "out.onnx")
 
 
 def test_bad_ensembles_say_what_is_wrong(tmp_path):
     a = member(tmp_path / "a.onnx", 1)
-    with pytest.raises(ValueError, match="at least two"):
+    with pytest.raises(UserError, match="at least two"):
         write_ensemble([a], tmp_path / "out.onnx")
-    with pytest.raises(ValueError, match="one positive weight per model"):
+    with pytest.raises(UserError, match="one positive weight per model"):
         write_ensemble([a, a], tmp_path / "out.onnx", weights=[1, 0])
-    with pytest.raises(FileNotFoundError, match="missing.onnx"):
+    with pytest.raises(ModelError, match="missing.onnx not found"):
         write_ensemble([a, tmp_path / "missing.onnx"], tmp_path / "out.onnx")
+    (tmp_path / "notes.onnx").write_text("not a model")
+    with pytest.raises(ModelError, match="notes.onnx is not an ONNX file"):
+        write_ensemble([a, tmp_path / "notes.onnx"], tmp_path / "out.onnx")
+    assert parse_weights("2,1.5") == [2.0, 1.5]
+    with pytest.raises(UserError, match="--weights '2,x': expected numbers separated by commas"):
+        parse_weights("2,x")
 
 
 def test_the_command_prints_members_and_ensemble_and_the_eval_reads_it(tmp_path):

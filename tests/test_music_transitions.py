@@ -8,6 +8,7 @@ import mido
 import numpy as np
 import pytest
 
+from emobridge.errors import UserError
 from emobridge.labels import EMOTIONS
 from emobridge.mapping import load_mapping, parse_mapping
 from emobridge.music.analysis import notes_of, tempos_of
@@ -160,7 +161,7 @@ def test_parse_trajectory():
     ("sad:8,", "is not emotion:bars"),
 ])
 def test_bad_trajectories_say_why_in_one_line(text, message):
-    with pytest.raises(ValueError, match=message) as error:
+    with pytest.raises(UserError, match=message) as error:
         parse_trajectory(text)
     assert "\n" not in str(error.value)
 
@@ -187,9 +188,9 @@ def test_trajectory_renders_the_change_audibly_and_deterministically():
 
 
 def test_trajectory_refuses_bad_segments():
-    with pytest.raises(ValueError, match="empty"):
+    with pytest.raises(UserError, match="empty"):
         simulate_trajectory([], 1, load_mapping())
-    with pytest.raises(ValueError, match="unknown emotion"):
+    with pytest.raises(UserError, match="unknown emotion"):
         simulate_trajectory([("bored", 2)], 1, load_mapping())
 
 

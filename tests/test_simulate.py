@@ -8,6 +8,7 @@ import mido
 import numpy as np
 import pytest
 
+from emobridge.errors import UserError
 from emobridge.labels import EMOTIONS
 from emobridge.mapping import load_mapping, parse_mapping
 from emobridge.music import analysis
@@ -112,7 +113,7 @@ def test_drums_enabled_get_their_own_track_on_channel_10(mapping):
 
 
 def test_unknown_emotion_is_refused(mapping):
-    with pytest.raises(ValueError, match="unknown emotion"):
+    with pytest.raises(UserError, match="unknown emotion"):
         simulate("bored", 4, 1, mapping)
 
 

@@ -8,6 +8,7 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="training tests need torch: pip install '.[train]'")
 
+from emobridge.errors import ModelError, UserError
 from emobridge.perception.emotion import EmotionClassifier
 from emobridge.labels import EMOTIONS
 from emobridge.train.export import check_export
@@ -20,6 +21,29 @@ def config(tmp_path, data, epochs):
                        batch_size=16, lr=5e-3, widths=(4, 8, 8, 16), seed=3, device="cpu", threads=1)
 
 
+@pytest.mark.parametrize("setting, message", [
+    ({"epochs": 0}, "--epochs must be at least 1, got 0"),
+    ({"widths": (32, 48)}, r"--widths must be four channel counts .*, got \(32, 48\)"),
+    ({"warmup": 1.0}, "--warmup must be a share between 0 and 1"),
+    ({"lr": 0.0}, "--lr must be above 0"),
+    ({"distill_weight": 1.5}, "--distill-weight must be from 0 to 1"),
+])
+def test_settings_training_cannot_use_are_refused_by_their_option(setting, message):
+    with pytest.raises(UserError, match=message):
+        TrainConfig(data="fer", out="m.onnx", **setting)
+
+
+def test_bad_devices_and_widths_are_user_errors(capsys):
+    from emobridge.cli import main
+    from emobridge.train.trainer import pick_device
+
+    with pytest.raises(UserError, match="--device 'gpu': expected auto, cpu, cuda"):
+        pick_device("gpu")
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", "fer", "--widths", "32,wide"])
+    assert exit_.value.code == 2 and "--widths: expected whole numbers" in capsys.readouterr().err
+
+
 def test_train_resume_and_export(tmp_path):
     data = write_folders(write_folders(tmp_path / "data", "train", 12), "test", 3, seed=77)  # Kaggle layout
     assert Trainer(config(tmp_path, data, epochs=3)).run(stop_after=2) is None  # paused, as a session's end would
@@ -28,7 +52,7 @@ def test_train_resume_and_export(tmp_path):
     assert all({"train_loss", "train_acc", "val_acc", "val_macro_f1", "seconds"} <= row.keys() for row in log)
     assert not (tmp_path / "tiny.onnx").exists()
 
-    with pytest.raises(ValueError, match="--epochs 3"):
+    with pytest.raises(UserError, match="--epochs 3"):
         Trainer(config(tmp_path, data, epochs=5)).run()  # a different plan cannot silently reuse the schedule
 
     # The same command again resumes after epoch 2 instead of starting over.
@@ -71,9 +95,17 @@ def test_init_starts_from_an_earlier_runs_weights_and_mixup_trains(tmp_path):
     assert np.isfinite(loss)
     assert not all(torch.equal(trainer.model.state_dict()[k], v) for k, v in best.items())  # and learns from there
 
-    with pytest.raises(ValueError, match="no weights"):
+    with pytest.raises(UserError, match="--init .*empty.pt holds no weights"):
         torch.save({"epoch": 1}, tmp_path / "empty.pt")
         tuned.init = str(tmp_path / "empty.pt")
+        Trainer(tuned)
+    (tmp_path / "notes.pt").write_text("not a checkpoint")
+    for init, message in (("missing.pt", "no such file"), ("notes.pt", "is not a PyTorch checkpoint")):
+        tuned.init = str(tmp_path / init)
+        with pytest.raises(UserError, match=f"--init .*{init}.*{message}"):
+            Trainer(tuned)
+    tuned.init, tuned.widths = str(tmp_path / "first" / "best.pt"), (8, 8, 8, 8)
+    with pytest.raises(UserError, match="do not fit EmotionNet.*give the --widths"):
         Trainer(tuned)
 
 
@@ -97,7 +129,7 @@ def test_a_small_student_learns_from_a_wider_teacher(tmp_path):
     assert all(torch.equal(before[k], v) for k, v in student.teacher.state_dict().items()), "the teacher changed"
     assert student.model.widths == (4, 8, 8, 16)  # the student keeps its own (shipped) size
 
-    with pytest.raises(ValueError, match="best.pt"):
+    with pytest.raises(UserError, match="--teacher .*best.pt"):
         torch.save({"model": {}}, tmp_path / "last.pt")
         student_cfg.teacher = str(tmp_path / "last.pt")
         Trainer(student_cfg)
@@ -150,13 +182,13 @@ def test_int8_that_changes_answers_is_refused(tmp_path, monkeypatch):
     Trainer(cfg).run()
     monkeypatch.setattr(export, "INT8_AGREEMENT", 1.01)  # no model can keep more than all its answers
     cfg.int8, cfg.out = True, str(tmp_path / "int8.onnx")
-    with pytest.raises(RuntimeError, match="int8 check failed"):
+    with pytest.raises(ModelError, match="int8 check failed"):
         Trainer(cfg).export()
 
 
 def test_export_only_needs_a_trained_run(tmp_path):
     data = write_csv(tmp_path / "fer2013.csv", 6)
-    with pytest.raises(FileNotFoundError, match="best.pt"):
+    with pytest.raises(UserError, match="best.pt not found: train first"):
         Trainer(config(tmp_path, data, epochs=1)).export()
 
 

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 import mido
 import numpy as np
 
+from ..errors import UserError
 from ..labels import EMOTIONS, emotion_index
 from ..mapping import Mapping
 from ..perception.smoothing import EmotionSmoother
@@ -41,29 +42,29 @@ def simulate(emotion: str, bars: int, seed: int, mapping: Mapping) -> mido.MidiF
     """Render *bars* bars of music for a face that shows only *emotion* (no camera, model or port)."""
     emotion_index(emotion)  # a clear error for an unknown emotion name
     if bars < 1:
-        raise ValueError(f"bars must be at least 1, got {bars}")
+        raise UserError(f"bars must be at least 1, got {bars}")
     composer = Composer(mapping, seed)
     state = EmotionState.fixed(emotion)
     return render_midi([composer.next_bar(state) for _ in range(bars)], mapping)
 
 
 def parse_trajectory(text: str) -> list[tuple[str, int]]:
-    """``"sad:8,happy:8"`` -> ``[("sad", 8), ("happy", 8)]``; ValueError with a one-line reason otherwise."""
+    """``"sad:8,happy:8"`` -> ``[("sad", 8), ("happy", 8)]``; a UserError with a one-line reason otherwise."""
     segments = []
     for item in text.split(","):
         name, sep, count = item.strip().partition(":")
         if not sep or not name.strip():
-            raise ValueError(f"trajectory segment {item.strip()!r} is not emotion:bars; expected {TRAJECTORY_HELP}")
+            raise UserError(f"trajectory segment {item.strip()!r} is not emotion:bars; expected {TRAJECTORY_HELP}")
         name = name.strip().lower()
         if name not in EMOTIONS:
-            raise ValueError(f"trajectory segment {item.strip()!r}: unknown emotion {name!r}; "
-                             f"use one of {', '.join(EMOTIONS)}")
+            raise UserError(f"trajectory segment {item.strip()!r}: unknown emotion {name!r}; "
+                            f"use one of {', '.join(EMOTIONS)}")
         try:
             bars = int(count.strip())
         except ValueError:
             bars = 0
         if not 1 <= bars <= 10000:
-            raise ValueError(f"trajectory segment {item.strip()!r}: bars must be a whole number from 1 to 10000")
+            raise UserError(f"trajectory segment {item.strip()!r}: bars must be a whole number from 1 to 10000")
         segments.append((name, bars))
     return segments
 
@@ -78,11 +79,11 @@ def simulate_trajectory(segments: list[tuple[str, int]], seed: int, mapping: Map
     and harmony switches as the mapping's ``transition`` says. Deterministic for the seed.
     """
     if not segments:
-        raise ValueError(f"the trajectory is empty; expected {TRAJECTORY_HELP}")
+        raise UserError(f"the trajectory is empty; expected {TRAJECTORY_HELP}")
     for name, bars in segments:
         emotion_index(name)
         if bars < 1:
-            raise ValueError(f"bars must be at least 1, got {bars} for {name}")
+            raise UserError(f"bars must be at least 1, got {bars} for {name}")
     faces = [name for name, bars in segments for _ in range(bars)]
     composer, smoother = Composer(mapping, seed), EmotionSmoother()
     frame = 1.0 / FRAME_RATE

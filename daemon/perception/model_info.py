@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 
+from ..errors import ModelError
+
 PREFIX = "emobridge."
 
 
@@ -41,10 +43,17 @@ class ModelInfo:
                 continue
             name = key[len(PREFIX):]
             if name in known:
-                values[name] = json.loads(raw)
+                values[name] = _decoded(raw, key, source)
             else:
                 extra[name] = raw
         if "classes" not in values:
-            raise ValueError(f"{source} has no '{PREFIX}classes' metadata: export it with 'emobridge train' or add the class list")
+            raise ModelError(f"{source} has no '{PREFIX}classes' metadata: export it with 'emobridge train' or add the class list")
         values["classes"] = tuple(values["classes"])
         return cls(**values, extra=extra)
+
+
+def _decoded(raw: str, key: str, source: str) -> object:
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError:
+        raise ModelError(f"{source}: metadata {key} is not JSON ({raw[:40]!r}): export the model again") from None

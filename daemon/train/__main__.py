@@ -8,6 +8,14 @@ from dataclasses import fields
 from .config import TrainConfig
 
 
+def parse_widths(text: str) -> tuple[int, ...]:
+    """--widths 32,48,96,192 -> (32, 48, 96, 192); anything else is an argparse error naming the option."""
+    try:
+        return tuple(int(w) for w in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected whole numbers separated by commas, e.g. 32,48,96,192; got {text!r}") from None
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = {f.name: f.default for f in fields(TrainConfig)}
     parser.add_argument("data", help="FER2013: a folder with train/ and val/ (or Kaggle's test/), or fer2013.csv")
@@ -16,7 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epochs", type=int, default=defaults["epochs"])
     parser.add_argument("--batch-size", type=int, default=defaults["batch_size"])
     parser.add_argument("--lr", type=float, default=defaults["lr"], help="peak learning rate of the one-cycle schedule")
-    parser.add_argument("--widths", default=",".join(map(str, defaults["widths"])), help="channels of the four conv stages")
+    parser.add_argument("--widths", type=parse_widths, default=",".join(map(str, defaults["widths"])),
+                        help="channels of the four conv stages")
     parser.add_argument("--seed", type=int, default=defaults["seed"])
     parser.add_argument("--device", default=defaults["device"], help="auto, cpu or cuda")
     parser.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0: torch's default)")
@@ -38,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     from .trainer import Trainer
 
     cfg = TrainConfig(data=args.data, out=args.out, workdir=args.workdir, epochs=args.epochs, batch_size=args.batch_size,
-                      lr=args.lr, widths=tuple(int(w) for w in args.widths.split(",")), seed=args.seed,
+                      lr=args.lr, widths=args.widths, seed=args.seed,
                       device=args.device, threads=args.threads, init=args.init, warmup=args.warmup,
                       mixup=args.mixup, teacher=args.teacher, distill_weight=args.distill_weight,
                       tta=args.tta, int8=args.int8)

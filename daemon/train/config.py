@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..errors import UserError
+
 
 @dataclass
 class TrainConfig:
@@ -29,3 +31,20 @@ class TrainConfig:
     distill_temperature: float = 4.0  # softens both distributions so the teacher's second choices count
     tta: str = "none"        # "flip": the exported graph averages the face and its mirror image
     int8: bool = False       # export static int8 weights (about 2.5x faster on a CPU)
+
+    def __post_init__(self) -> None:
+        """Refuse what argparse cannot check, naming the option, before any data is read."""
+        checks = (
+            ("--epochs", self.epochs, self.epochs >= 1, "at least 1"),
+            ("--batch-size", self.batch_size, self.batch_size >= 1, "at least 1"),
+            ("--lr", self.lr, self.lr > 0, "above 0"),
+            ("--widths", self.widths, len(self.widths) == 4 and min(self.widths) >= 1,
+             "four channel counts of at least 1, e.g. 32,48,96,192"),
+            ("--threads", self.threads, self.threads >= 0, "0 (torch's default) or more"),
+            ("--warmup", self.warmup, 0 < self.warmup < 1, "a share between 0 and 1"),
+            ("--mixup", self.mixup, self.mixup >= 0, "0 (off) or more"),
+            ("--distill-weight", self.distill_weight, 0 <= self.distill_weight <= 1, "from 0 to 1"),
+        )
+        for option, value, ok, allowed in checks:
+            if not ok:
+                raise UserError(f"{option} must be {allowed}, got {value}")

@@ -10,13 +10,16 @@ Needs the ``onnx`` package (``pip install '.[train]'``), not torch.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 from pathlib import Path
 
 import numpy as np
 import onnx
+from google.protobuf.message import DecodeError
 from onnx import compose, helper
 
+from ..errors import ModelError, UserError
 from ..tools.datasets import FaceSet, load_split
 from ..tools.metrics import Evaluation, evaluate
 from ..perception.model_info import ModelInfo
@@ -28,11 +31,14 @@ TOLERANCE = 1e-4
 
 def load_member(path: Path) -> tuple[onnx.ModelProto, ModelInfo]:
     if not path.is_file():
-        raise FileNotFoundError(f"ensemble member {path} not found: give the ONNX files of trained models")
-    model = onnx.load(str(path))
+        raise ModelError(f"ensemble member {path} not found: give the ONNX files of trained models")
+    try:
+        model = onnx.load(str(path))
+    except DecodeError:
+        raise ModelError(f"ensemble member {path} is not an ONNX file: give the ONNX files of trained models") from None
     info = ModelInfo.from_metadata({p.key: p.value for p in model.metadata_props}, source=str(path))
     if len(model.graph.input) != 1 or len(model.graph.output) != 1:
-        raise ValueError(f"{path} must have one input (faces) and one output (probabilities) to join an ensemble")
+        raise ModelError(f"{path} must have one input (faces) and one output (probabilities) to join an ensemble")
     return model, info
 
 
@@ -42,7 +48,7 @@ def check_compatible(infos: list[ModelInfo], paths: list[Path]) -> None:
     for info, path in zip(infos[1:], paths[1:]):
         for name in ("classes", "input_size", "channels", "mean", "std"):
             if getattr(info, name) != getattr(first, name):
-                raise ValueError(f"{path} differs from {paths[0]} in {name} ({getattr(info, name)!r} vs "
+                raise ModelError(f"{path} differs from {paths[0]} in {name} ({getattr(info, name)!r} vs "
                                  f"{getattr(first, name)!r}): ensemble members must agree on it")
 
 
@@ -113,10 +119,10 @@ def ensemble_info(infos: list[ModelInfo], paths: list[Path], weights: list[float
 def write_ensemble(paths: list[Path], out: Path, weights: list[float] | None = None) -> ModelInfo:
     """Join the models at *paths* into *out*; returns the metadata written (val figures still unset)."""
     if len(paths) < 2:
-        raise ValueError("an ensemble needs at least two models")
+        raise UserError("an ensemble needs at least two models")
     weights = weights or [1.0] * len(paths)
     if len(weights) != len(paths) or min(weights) <= 0:
-        raise ValueError(f"give one positive weight per model ({len(paths)}), got {weights}")
+        raise UserError(f"give one positive weight per model ({len(paths)}), got {weights}")
     loaded = [load_member(path) for path in paths]
     models, infos = [m for m, _ in loaded], [i for _, i in loaded]
     check_compatible(infos, paths)
@@ -138,7 +144,7 @@ def check_ensemble(out: Path, paths: list[Path], weights: list[float], faces: np
     info = load_member(out)[1]
     expected = mean_of([run_onnx(path, faces, info) for path in paths], weights)
     diff = float(np.abs(run_onnx(out, faces, info) - expected).max())
-    if diff > TOLERANCE:
+    if diff > TOLERANCE:  # a bug in joining the graphs, not the user's to fix: it keeps its traceback
         raise RuntimeError(f"ensemble check failed: {out} differs from the mean of its members by {diff:.2e}")
     return diff
 
@@ -154,8 +160,16 @@ def make_ensemble(paths: list[Path], out: Path, val: FaceSet, weights: list[floa
     return report
 
 
-def run(args) -> int:
-    weights = [float(w) for w in args.weights.split(",")] if args.weights else None
+def parse_weights(text: str) -> list[float]:
+    """``--weights 2,1`` -> [2.0, 1.0]."""
+    try:
+        return [float(w) for w in text.split(",")]
+    except ValueError:
+        raise UserError(f"--weights {text!r}: expected numbers separated by commas, e.g. 2,1") from None
+
+
+def run(args: argparse.Namespace) -> int:
+    weights = parse_weights(args.weights) if args.weights else None
     val = load_split(args.val, "val")
     for path in args.models:
         member = evaluate(val.labels, run_onnx(path, val.images, load_member(path)[1]).argmax(1))

@@ -11,6 +11,7 @@ import copy
 import dataclasses
 import json
 import math
+import pickle
 import random
 import time
 from dataclasses import asdict
@@ -21,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import UserError
 from ..tools.datasets import FaceSet, load_split
 from ..labels import EMOTIONS
 from ..tools.metrics import evaluate
@@ -29,6 +31,7 @@ from .config import TrainConfig
 from .model import EmotionNet
 
 MEAN, STD = 0.5, 0.25
+RUN_FILES = "give the best.pt or last.pt of an earlier training run"
 
 
 def seed_everything(seed: int) -> None:
@@ -42,8 +45,11 @@ def pick_device(name: str) -> torch.device:
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError("--device cuda asked for, but this torch build sees no CUDA GPU: use --device cpu")
-    return torch.device(name)
+        raise UserError("--device cuda asked for, but this torch build sees no CUDA GPU: use --device cpu")
+    try:
+        return torch.device(name)
+    except RuntimeError:  # torch's message lists every device type it knows
+        raise UserError(f"--device {name!r}: expected auto, cpu, cuda or cuda:N") from None
 
 
 def cached_split(cfg: TrainConfig, split: str) -> FaceSet:
@@ -93,13 +99,34 @@ def predict(model: nn.Module, images: np.ndarray, device: torch.device, batch: i
     return np.concatenate(out)
 
 
+def load_checkpoint(path: Path, device: torch.device | str, option: str) -> dict:
+    """The checkpoint an option names, or a UserError that names the option and the file."""
+    if not path.is_file():
+        raise UserError(f"{option} {path}: no such file; {RUN_FILES}")
+    try:
+        state = torch.load(path, map_location=device, weights_only=False)
+    except (pickle.UnpicklingError, EOFError, RuntimeError):  # what torch.load raises for a file it cannot read
+        state = None
+    if not isinstance(state, dict):
+        raise UserError(f"{option} {path} is not a PyTorch checkpoint; {RUN_FILES}")
+    return state
+
+
+def load_weights(model: nn.Module, weights: dict, path: Path) -> None:
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError:  # torch's message for other layer sizes is many lines long
+        raise UserError(f"the weights in {path} do not fit {type(model).__name__}{model.widths}: "
+                        "give the --widths that run was trained with") from None
+
+
 def load_teacher(path: Path, device: torch.device) -> nn.Module:
     """A trained network to distil from: a run's best.pt (its config says its widths), frozen."""
-    state = torch.load(path, map_location=device, weights_only=False)
+    state = load_checkpoint(path, device, "--teacher")
     if "weights" not in state or "config" not in state:
-        raise ValueError(f"{path} is not a training run's best.pt (weights and config): give one as --teacher")
+        raise UserError(f"--teacher {path} is not a training run's best.pt (weights and config)")
     teacher = EmotionNet(tuple(state["config"]["widths"]), dropout=state["config"].get("dropout", 0.3))
-    teacher.load_state_dict(state["weights"])
+    load_weights(teacher, state["weights"], path)
     return teacher.to(device).eval().requires_grad_(False)
 
 
@@ -128,11 +155,11 @@ class Trainer:
         self.teacher = load_teacher(Path(cfg.teacher), self.device) if cfg.teacher else None
 
     def load_initial_weights(self, path: Path) -> None:
-        state = torch.load(path, map_location=self.device, weights_only=False)
+        state = load_checkpoint(path, self.device, "--init")
         weights = state.get("weights") or state.get("model")
         if weights is None:
-            raise ValueError(f"{path} holds no weights: give the best.pt or last.pt of an earlier training run")
-        self.model.load_state_dict(weights)
+            raise UserError(f"--init {path} holds no weights; {RUN_FILES}")
+        load_weights(self.model, weights, path)
         self.ema.load_state_dict(weights)
         print(f"starting from the weights in {path}", flush=True)
 
@@ -153,9 +180,9 @@ class Trainer:
             return False
         state = torch.load(path, map_location=self.device, weights_only=False)
         if state["config"]["epochs"] != self.cfg.epochs:
-            raise ValueError(f"{path} belongs to a {state['config']['epochs']}-epoch run (its schedule is fixed): "
-                             f"use --epochs {state['config']['epochs']} to resume, or a new --workdir")
-        self.model.load_state_dict(state["model"])
+            raise UserError(f"{path} belongs to a {state['config']['epochs']}-epoch run (its schedule is fixed): "
+                            f"use --epochs {state['config']['epochs']} to resume, or a new --workdir")
+        load_weights(self.model, state["model"], path)
         self.ema.load_state_dict(state["ema"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
@@ -259,10 +286,10 @@ class Trainer:
 
         path = self.workdir / "best.pt"
         if not path.exists():
-            raise FileNotFoundError(f"{path} not found: train first (the same command without --export-only)")
+            raise UserError(f"{path} not found: train first (the same command without --export-only)")
         best = torch.load(path, map_location="cpu", weights_only=False)
         model = EmotionNet(tuple(self.cfg.widths), dropout=self.cfg.dropout)
-        model.load_state_dict(best["weights"])
+        load_weights(model, best["weights"], path)
         info = ModelInfo(
             classes=EMOTIONS, input_size=48, channels=1, mean=MEAN, std=STD,
             training_data=f"FER2013 train ({len(self.train_set)} faces), selected on val epoch {best['epoch']}",

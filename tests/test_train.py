@@ -12,7 +12,7 @@ from emobridge.errors import ModelError, UserError
 from emobridge.perception.emotion import EmotionClassifier
 from emobridge.labels import EMOTIONS
 from emobridge.train.export import check_export
-from emobridge.train.trainer import TrainConfig, Trainer
+from emobridge.train.trainer import TrainConfig, Trainer, to_tensor
 from tiny_data import face, write_csv, write_folders  # noqa: E402
 
 
@@ -64,8 +64,11 @@ def test_train_resume_and_export(tmp_path):
     assert classifier.info.classes == EMOTIONS
     assert classifier.info.val_accuracy is not None
     assert classifier.info.extra["architecture"].startswith("EmotionNet")
-    probs = classifier.probabilities(np.stack([face(i, i) for i in range(7)]))
+    faces = np.stack([face(i, i) for i in range(7)])
+    probs = classifier.probabilities(faces)
     assert probs.shape == (7, 7) and np.allclose(probs.sum(1), 1, atol=1e-5)
+    # the network was trained on exactly what the runtime feeds it, as the file's metadata describes
+    assert torch.equal(to_tensor(faces, torch.device("cpu")), torch.from_numpy(classifier.prepare(faces)))
 
 
 def test_same_seed_same_weights(tmp_path):
@@ -197,7 +200,7 @@ def test_export_check_catches_a_mismatch(tmp_path):
     from emobridge.train.export import export_onnx
     from emobridge.train.model import EmotionNet
 
-    info = ModelInfo(classes=EMOTIONS, mean=0.5, std=0.25)
+    info = ModelInfo(classes=EMOTIONS)
     images = np.stack([face(i % 7, i) for i in range(8)])
     model = EmotionNet((4, 4, 8, 8)).eval()
     path = export_onnx(model, info, tmp_path / "m.onnx", check_images=images)

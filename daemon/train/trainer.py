@@ -26,11 +26,14 @@ from ..errors import UserError
 from ..tools.datasets import FaceSet, load_split
 from ..labels import EMOTIONS
 from ..tools.metrics import evaluate
+from ..perception.emotion import normalise
 from ..perception.model_info import ModelInfo
 from .config import TrainConfig
 from .model import EmotionNet
 
-MEAN, STD = 0.5, 0.25
+# What the network reads. Training prepares faces from it with the runtime's own normalise(), and the
+# exported file carries it as metadata, so the two can never disagree.
+INPUT = ModelInfo(classes=EMOTIONS)
 RUN_FILES = "give the best.pt or last.pt of an earlier training run"
 
 
@@ -63,8 +66,7 @@ def cached_split(cfg: TrainConfig, split: str) -> FaceSet:
 
 
 def to_tensor(images: np.ndarray, device: torch.device) -> torch.Tensor:
-    x = torch.from_numpy(images).to(device, dtype=torch.float32).unsqueeze(1) / 255.0
-    return (x - MEAN) / STD
+    return torch.from_numpy(normalise(images, INPUT)).to(device)
 
 
 def augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -290,8 +292,8 @@ class Trainer:
         best = torch.load(path, map_location="cpu", weights_only=False)
         model = EmotionNet(tuple(self.cfg.widths), dropout=self.cfg.dropout)
         load_weights(model, best["weights"], path)
-        info = ModelInfo(
-            classes=EMOTIONS, input_size=48, channels=1, mean=MEAN, std=STD,
+        info = dataclasses.replace(
+            INPUT,
             training_data=f"FER2013 train ({len(self.train_set)} faces), selected on val epoch {best['epoch']}",
             extra={"architecture": f"EmotionNet{tuple(self.cfg.widths)}", "epochs": str(self.cfg.epochs),
                    "seed": str(self.cfg.seed), "tta": self.cfg.tta, "weights": "int8" if self.cfg.int8 else "float32"},

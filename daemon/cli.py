@@ -10,13 +10,15 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from . import __version__
 from .labels import EMOTIONS
-from .errors import UserError
+from .errors import EmobridgeError, UserError
+from .tools.bench import add_arguments as add_bench_arguments, run as run_bench
+from .train.__main__ import add_arguments as add_train_arguments
 
-if TYPE_CHECKING:  # the daemon pulls in OpenCV and onnxruntime: only load it to run
+# Each command loads what it needs (OpenCV, onnxruntime, numpy, torch) when it runs, so that
+# `emobridge --help` and argparse's errors come at once.
+if TYPE_CHECKING:
     from .live.daemon import RunConfig
 
 log = logging.getLogger("emobridge")
@@ -156,23 +158,15 @@ def cmd_ensemble(args: argparse.Namespace) -> int:
     return ensemble.run(args)
 
 
-def find_eval_folder(folder: Path) -> Path:
-    from .tools.datasets import is_class_folder
-
-    for candidate in (folder, folder / "test", folder / "val"):
-        if is_class_folder(candidate):
-            return candidate
-    raise UserError(f"{folder}: no class folders: expected {folder}/<class>/*.jpg (or {folder}/test/<class>/…) "
-                    f"with classes {', '.join(EMOTIONS)}")
-
-
 def cmd_eval(args: argparse.Namespace) -> int:
-    from .tools.datasets import load_class_folder
+    import numpy as np
+
+    from .tools.datasets import find_val_folder, load_class_folder
     from .perception.emotion import EmotionClassifier
     from .tools.metrics import evaluate
 
     classifier = EmotionClassifier(args.model)
-    faces = load_class_folder(find_eval_folder(Path(args.dir)))
+    faces = load_class_folder(find_val_folder(args.dir))
     probs = np.concatenate([classifier.probabilities(faces.images[i:i + 256]) for i in range(0, len(faces), 256)])
     report = evaluate(faces.labels, probs.argmax(1))
     print(json.dumps(report.to_json()) if args.json else f"{faces.source} with {classifier.path.name}\n{report.to_text()}")
@@ -307,9 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.set_defaults(func=cmd_check_mapping)
 
     train = sub.add_parser("train", help="train the emotion model (needs emobridge[train])")
-    from .train.__main__ import add_arguments
-
-    add_arguments(train)
+    add_train_arguments(train)
     train.set_defaults(func=cmd_train)
 
     ens = sub.add_parser("ensemble", help="join trained models into one that averages them (needs emobridge[train])")
@@ -321,7 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
     ens.set_defaults(func=cmd_ensemble)
 
     ev = sub.add_parser("eval", help="accuracy and confusion of the model on a labelled folder")
-    ev.add_argument("dir", help="DIR/<class>/*.jpg, or DIR/test/<class>/*.jpg")
+    ev.add_argument("dir", help="DIR/<class>/*.jpg, or DIR/val/<class>/*.jpg (or test/, PublicTest/)")
     ev.add_argument("--model", help="ONNX model (default: the bundled one)")
     ev.add_argument("--json", action="store_true", help="print one JSON object")
     ev.set_defaults(func=cmd_eval)
@@ -343,8 +335,6 @@ def build_parser() -> argparse.ArgumentParser:
     learn.add_argument("--midi-connect", metavar="NAME")
     learn.set_defaults(func=cmd_learn)
 
-    from .tools.bench import add_arguments as add_bench_arguments, run as run_bench
-
     bench = sub.add_parser("bench", help="time the perception chain (and its steadiness on FER val clips)")
     add_bench_arguments(bench)
     bench.set_defaults(func=run_bench)
@@ -361,12 +351,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     level = logging.WARNING if args.quiet else logging.DEBUG if args.verbose else logging.INFO
     logging.basicConfig(level=level, format="emobridge: %(message)s", stream=sys.stderr)
-    from .errors import EmobridgeError
-
-    user_errors = (EmobridgeError, FileNotFoundError, ValueError)
     try:
         return args.func(args)
-    except user_errors as error:
+    except (EmobridgeError, FileNotFoundError, ValueError) as error:
         print(f"emobridge: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -8,9 +8,13 @@ import json
 import cv2
 import pytest
 
-from emobridge.tools.bench import ALL_STAGES, add_arguments, format_bench, run, run_bench
+from emobridge.errors import DatasetError, SourceError
+from emobridge.tools.bench import add_arguments, format_bench, run, run_bench
 from emobridge.demo import demo_clip_path
+from emobridge.perception.chain import STAGES
 from emobridge.perception.sources import CameraInfo, VideoFileSource, list_cameras
+
+ALL_STAGES = ("decode", *STAGES)
 
 
 @pytest.fixture(scope="module")
@@ -62,6 +66,18 @@ def test_bench_command_prints_json(short_clip, capsys):
     assert run(args) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["chain"]["frames"] == 4 and data["naive"]["frames"] == 1
+
+
+def test_the_stage_table_follows_the_result(result):
+    rows = [line.split()[0] for line in format_bench(result).splitlines()[4:4 + len(ALL_STAGES)]]
+    assert rows == list(ALL_STAGES)  # decode first, then the chain's stages in their order
+
+
+def test_a_clip_too_short_to_time_and_a_val_folder_without_faces_are_user_errors(short_clip, tmp_path):
+    with pytest.raises(SourceError, match="fewer than 13 frames, nothing to time"):
+        run_bench(short_clip, steadiness=False, warmup=12)
+    with pytest.raises(DatasetError, match="no FER2013 class folders"):
+        run_bench(short_clip, frames=1, baseline_frames=1, val_dir=tmp_path, warmup=0)
 
 
 def test_list_cameras_returns_openable_cameras_only():

@@ -20,25 +20,24 @@ import math
 import os
 import time
 from pathlib import Path
-from typing import Any
+from statistics import fmean
+from typing import TYPE_CHECKING, Any
 
-import cv2
-import numpy as np
+if TYPE_CHECKING:  # OpenCV, onnxruntime and numpy load only to measure: `emobridge --help` builds these options
+    import numpy as np
 
-from .datasets import is_class_folder
-from ..perception.emotion import EmotionClassifier
-from ..perception.faces import FaceDetector, FaceTracker
-from ..perception.chain import STAGES, Perception
-from ..perception.smoothing import SmoothingConfig
-from ..perception.sources import VideoFileSource
+    from ..perception.chain import Perception
+    from ..perception.emotion import EmotionClassifier
+    from ..perception.smoothing import SmoothingConfig
 
 TARGET_MEDIAN_MS = 5.0
 TARGET_P95_MS = 10.0
 VAL_ENV = "EMOBRIDGE_FER_VAL"  # default for --val: a FER2013 val (or test) folder of <class>/*.jpg
-ALL_STAGES = ("decode", *STAGES)
 
 
 def _stats(seconds: list[float]) -> dict[str, float]:
+    import numpy as np
+
     ms = np.asarray(seconds, dtype=np.float64) * 1000.0
     if ms.size == 0:
         return {"median_ms": math.nan, "p95_ms": math.nan, "mean_ms": math.nan}
@@ -50,8 +49,10 @@ class _Chain:
     """One perception chain and the times of its frames."""
 
     def __init__(self, perception: Perception):
+        from ..perception.chain import STAGES
+
         self.perception = perception
-        self.stage: dict[str, list[float]] = {name: [] for name in ALL_STAGES}
+        self.stage: dict[str, list[float]] = {name: [] for name in ("decode", *STAGES)}
         self.wall: list[float] = []     # detect..smooth
         self.cpu: list[float] = []
         self.faces = 0
@@ -64,9 +65,8 @@ class _Chain:
         wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
         if not record:
             return
-        for name in STAGES:
-            self.stage[name].append(timings[name])
-        self.stage["decode"].append(decode)
+        for name, seconds in self.stage.items():
+            seconds.append(decode if name == "decode" else timings[name])
         self.wall.append(wall)
         self.cpu.append(cpu)
         self.faces += result.box is not None
@@ -78,21 +78,13 @@ class _Chain:
         perception = _stats(self.wall)
         total = _stats(with_decode)
         perception.update(fps=round(n / max(sum(self.wall), 1e-12), 1),
-                          cpu_ms=round(1000.0 * float(np.mean(self.cpu)), 3) if n else math.nan)
+                          cpu_ms=round(1000.0 * fmean(self.cpu), 3) if n else math.nan)
         total.update(fps=round(n / max(sum(with_decode), 1e-12), 1),
-                     cpu_ms=round(1000.0 * float(np.mean(np.add(self.cpu, decode_cpu[:n]))), 3) if n else math.nan)
+                     cpu_ms=round(1000.0 * fmean(c + d for c, d in zip(self.cpu, decode_cpu)), 3) if n else math.nan)
         return {"frames": n, "face_found": round(self.faces / max(n, 1), 4),
                 "faces_per_frame": round(self.face_count / max(n, 1), 3),
-                "stages": {name: _stats(self.stage[name]) for name in ALL_STAGES},
+                "stages": {name: _stats(seconds) for name, seconds in self.stage.items()},
                 "perception": perception, "total": total}
-
-
-def find_val_folder(folder: str | Path) -> Path:
-    folder = Path(folder)
-    for candidate in (folder, folder / "val", folder / "test"):
-        if is_class_folder(candidate):
-            return candidate
-    raise FileNotFoundError(f"{folder}: no FER2013 class folders (expected {folder}/<class>/*.jpg or {folder}/val/<class>/*.jpg)")
 
 
 def run_bench(
@@ -115,6 +107,14 @@ def run_bench(
     frames: frames to time (None: the whole clip). baseline_frames: how many of them also go
     through the naive full-frame chain (it is slow). Returns plain JSON-able data.
     """
+    import cv2
+
+    from ..errors import SourceError
+    from ..perception.chain import Perception
+    from ..perception.emotion import EmotionClassifier
+    from ..perception.faces import FaceDetector, FaceTracker
+    from ..perception.sources import VideoFileSource
+
     if video is None:
         from ..demo import demo_clip_path
 
@@ -147,7 +147,7 @@ def run_bench(
                     naive.run(frame.image, frame.time, decode, record)
                 index += 1
         if not ours.wall:
-            raise ValueError(f"{video}: fewer than {warmup + 1} frames, nothing to time")
+            raise SourceError(f"{video}: fewer than {warmup + 1} frames, nothing to time")
         result: dict[str, Any] = {
             "video": str(video), "frame_size": list(size or (0, 0)), "video_fps": fps,
             "threads": threads, "cpus": os.cpu_count(),
@@ -169,13 +169,16 @@ def run_bench(
 
 def _steadiness(classifier: EmotionClassifier, val_dir: str | Path | None, wanted: bool, pairs: int | None,
                 hold: float, smoothing: SmoothingConfig | None, threads: int) -> dict[str, Any]:
-    from .steadiness import load_val_faces, pick_faces, record_clips, score_clips
-
     if not wanted:
         return {"skipped": "not asked for (--no-steadiness)"}
     val_dir = val_dir or os.environ.get(VAL_ENV)
     if not val_dir:
         return {"skipped": f"no FER2013 validation faces: pass --val DIR (or set {VAL_ENV})"}
+    import cv2
+
+    from .datasets import find_val_folder
+    from .steadiness import load_val_faces, pick_faces, record_clips, score_clips
+
     folder = find_val_folder(val_dir)
     previous_threads = cv2.getNumThreads()
     cv2.setNumThreads(threads)
@@ -202,7 +205,7 @@ def format_bench(result: dict[str, Any]) -> str:
         "",
         f"{'stage':<12}{'ours median':>12}{'p95':>9}   {'naive median':>13}{'p95':>9}   (ms per frame)",
     ]
-    for name in ALL_STAGES:
+    for name in chain["stages"]:
         a, b = chain["stages"][name], naive["stages"][name]
         lines.append(f"{name:<12}{a['median_ms']:>12.2f}{a['p95_ms']:>9.2f}   {b['median_ms']:>13.2f}{b['p95_ms']:>9.2f}")
     for key, label in (("perception", "chain"), ("total", "+ decode")):

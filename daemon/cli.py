@@ -122,7 +122,10 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         midi = simulate(args.emotion, args.bars, args.seed, mapping)
     else:
         raise UserError(f"unknown emotion {args.emotion!r}: use one of {', '.join(EMOTIONS)}")
-    midi.save(args.out)
+    try:
+        midi.save(args.out)
+    except OSError as error:  # a missing folder or no permission: the user's to fix
+        raise UserError(f"cannot write {args.out}: {error.strerror or error}") from None
     what = ", ".join(f"{bars} bars of {emotion}" for emotion, bars in segments)
     print(f"wrote {args.out}: {what} (seed {args.seed})")
     return 0
@@ -353,7 +356,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=level, format="emobridge: %(message)s", stream=sys.stderr)
     try:
         return args.func(args)
-    except (EmobridgeError, FileNotFoundError, ValueError) as error:
+    except EmobridgeError as error:  # anything else is a bug: it keeps its traceback
         print(f"emobridge: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

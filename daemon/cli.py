@@ -259,11 +259,20 @@ def cmd_ports(args: argparse.Namespace) -> int:
 
 
 # --- parser ------------------------------------------------------------------
+def add_log_options(parser: argparse.ArgumentParser, default: object = argparse.SUPPRESS) -> None:
+    """-v/-q, set as ``log_level``. Each command takes them again after its name, with no default of its
+    own (SUPPRESS), so that ``emobridge -v run`` stays verbose."""
+    level = parser.add_mutually_exclusive_group()
+    level.add_argument("-v", "--verbose", dest="log_level", action="store_const", const=logging.DEBUG,
+                       default=default, help="also log debug detail (by default the log says what changes)")
+    level.add_argument("-q", "--quiet", dest="log_level", action="store_const", const=logging.WARNING,
+                       default=default, help="log only warnings and errors")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="emobridge", description="Facial emotion in, music out (MIDI + OSC).")
     parser.add_argument("--version", action="version", version=f"emobridge {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log every bar and more")
-    parser.add_argument("-q", "--quiet", action="store_true", help="log only warnings and errors")
+    add_log_options(parser, default=logging.INFO)
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="watch the camera (or a file) and play")
@@ -347,13 +356,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     ports = sub.add_parser("ports", help="list MIDI backends and output ports")
     ports.set_defaults(func=cmd_ports)
+    for command in sub.choices.values():
+        add_log_options(command)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    level = logging.WARNING if args.quiet else logging.DEBUG if args.verbose else logging.INFO
-    logging.basicConfig(level=level, format="emobridge: %(message)s", stream=sys.stderr)
+    logging.basicConfig(level=args.log_level, format="emobridge: %(message)s", stream=sys.stderr)
     try:
         return args.func(args)
     except EmobridgeError as error:  # anything else is a bug: it keeps its traceback

@@ -1,9 +1,10 @@
-"""The command line itself: light to start, and only user errors turned into exit 2."""
+"""The command line itself: light to start, -v/-q anywhere, and only user errors turned into exit 2."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import subprocess
 import sys
 
@@ -44,6 +45,31 @@ def test_help_loads_no_opencv_onnxruntime_torch_or_numpy():
 
 def test_an_argparse_error_loads_nothing_heavy_either():
     assert loaded_after([["simulate", "--bars", "many"]]) == []
+
+
+@pytest.mark.parametrize("argv, level", [
+    (["demo"], logging.INFO),
+    (["-q", "demo"], logging.WARNING),
+    (["demo", "-q"], logging.WARNING),
+    (["-v", "run"], logging.DEBUG),
+    (["run", "--verbose"], logging.DEBUG),
+    (["-v", "simulate", "--bars", "2"], logging.DEBUG),  # the command's own parser keeps the level given before it
+    (["ports", "--quiet"], logging.WARNING),
+])
+def test_verbose_and_quiet_go_before_or_after_the_command(argv, level):
+    assert cli.build_parser().parse_args(argv).log_level == level
+
+
+def test_verbose_and_quiet_together_are_refused(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cli.build_parser().parse_args(["run", "-v", "-q"])
+    assert exit_.value.code == 2 and "not allowed with" in capsys.readouterr().err
+
+
+def test_the_help_says_what_each_level_logs():
+    text = " ".join(cli.build_parser().format_help().split())  # argparse wraps lines
+    assert "every bar" not in text
+    assert "debug detail" in text and "what changes" in text and "only warnings and errors" in text
 
 
 def fail_with(monkeypatch, error: BaseException) -> None:

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 import cv2
+import numpy as np
 import pytest
 
 from emobridge.errors import DatasetError, SourceError
 from emobridge.tools.bench import add_arguments, format_bench, run, run_bench
 from emobridge.demo import demo_clip_path
+from emobridge.perception import sources
 from emobridge.perception.chain import STAGES
 from emobridge.perception.sources import CameraInfo, VideoFileSource, list_cameras
 
@@ -80,9 +83,46 @@ def test_a_clip_too_short_to_time_and_a_val_folder_without_faces_are_user_errors
         run_bench(short_clip, frames=1, baseline_frames=1, val_dir=tmp_path, warmup=0)
 
 
-def test_list_cameras_returns_openable_cameras_only():
-    cameras = list_cameras(max_index=2)
-    assert isinstance(cameras, list)
-    for camera in cameras:  # none on a CI machine; a real one where there is a webcam
-        assert isinstance(camera, CameraInfo) and camera.width > 0 and camera.height > 0
-        assert "--camera" in camera.describe()
+CAMERA_SIZES = {0: (640, 480), 3: (1280, 720)}  # the indices that give a picture
+
+
+class FakeCapture:
+    """Camera 0: 640x480 at 30 fps. 1 opens but gives no picture (a metadata node). 3: 1280x720, no rate
+    reported. Any other index: nothing there."""
+
+    def __init__(self, index: int):
+        self.index, self.released = index, False
+
+    def isOpened(self) -> bool:
+        return self.index in (0, 1, 3)
+
+    def read(self) -> tuple[bool, np.ndarray | None]:
+        if self.index not in CAMERA_SIZES:
+            return False, None
+        width, height = CAMERA_SIZES[self.index]
+        return True, np.zeros((height, width, 3), np.uint8)
+
+    def get(self, prop: int) -> float:
+        return 30.0 if prop == cv2.CAP_PROP_FPS and self.index == 0 else 0.0
+
+    def set(self, prop: int, value: float) -> bool:
+        return True
+
+    def release(self) -> None:
+        self.released = True
+
+
+def test_list_cameras_lists_the_cameras_that_give_a_picture_and_lets_go_of_all(monkeypatch):
+    opened: list[FakeCapture] = []
+
+    def capture(index: int, *backend: int) -> FakeCapture:
+        opened.append(FakeCapture(index))
+        return opened[-1]
+
+    monkeypatch.setattr(sys, "platform", "win32")  # by index, as on Windows and macOS: no /dev nodes to depend on
+    monkeypatch.setattr(sources.cv2, "VideoCapture", capture)
+    cameras = list_cameras(max_index=5)
+    assert cameras == [CameraInfo(0, 640, 480, 30.0), CameraInfo(3, 1280, 720, sources.DEFAULT_FPS)]
+    assert cameras[0].describe() == "--camera 0: 640x480 at 30 fps"
+    assert [camera.index for camera in opened] == [0, 1, 2, 3, 4]  # every index was tried
+    assert all(camera.released for camera in opened)  # none is held away from other apps

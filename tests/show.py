@@ -46,6 +46,9 @@ class OscLog:
     def send_source(self, ok: bool, name: str) -> None:
         self.sent.append((self.clock(), "source", (int(ok), name)))
 
+    def send_status(self, stage: str, ok: bool, message: str) -> None:
+        self.sent.append((self.clock(), "status", (stage, int(ok))))
+
     def send_faces(self, faces) -> None:
         self.sent.append((self.clock(), "faces", (len(faces),)))
 

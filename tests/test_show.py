@@ -8,6 +8,7 @@ proven by the integration tests in test_live.py, test_camera_cases.py and test_f
 from __future__ import annotations
 
 import functools
+import re
 import threading
 import time
 
@@ -228,3 +229,133 @@ def test_an_output_that_blocks_for_two_seconds_delays_no_note(tmp_path):
     # Each note's lateness against its sixteenth on the player's beat clock: a blocked output would add seconds.
     late = [s.time - bar.time_of(round(bar.beat_at(s.time) * 4) / 4) for s in ons]
     assert max(abs(x) for x in late) < 0.1, max(late)
+
+
+# Modules whose code may run on the player's thread: the player and its clock, hand-offs (the conductor's
+# queues, the outputs' queue), the port, and the few reads of the state and mapping a note or a program needs.
+PLAYER_MAY_RUN = {"live/player.py", "live/clock.py", "live/conductor.py", "live/daemon.py", "live/fanout.py",
+                  "live/faults.py", "outputs/ports.py", "state.py", "mapping/model.py", "music/params.py",
+                  "threading.py", "queue.py", "_weakrefset.py", "collections/__init__.py", "<string>"}  # <string>: a dataclass's __init__
+
+
+def test_the_player_thread_only_sends_midi_and_waits(tmp_path):
+    """Every Python function called on the player's thread during a show with glides, voices and reloads."""
+    ran: set[str] = set()
+
+    def profile(frame, event, _arg):
+        if event == "call" and threading.current_thread().name == "player":
+            path = frame.f_code.co_filename.replace("\\", "/")
+            ran.add(path.split("/daemon/", 1)[1] if "/daemon/" in path else re.sub(r".*/python3\.\d+/", "", path))
+
+    path = tmp_path / "mapping.yaml"
+    path.write_text("faces: {follow: each}\n")
+    show = offline_show(two_face_frames(), mapping=str(path))
+    threading.setprofile(profile)
+    try:
+        play(show, 16.0, at={5.0: lambda: path.write_text("faces: {follow: each}\nparts: {melody: {program: 3}}\n"),
+                             9.0: lambda: show.daemon.force_emotion("angry")})
+    finally:
+        threading.setprofile(None)
+    assert show.note_ons(), "the show played nothing"
+    assert "live/player.py" in ran, "the profile saw nothing of the player"
+    assert ran <= PLAYER_MAY_RUN, f"the player's thread ran {sorted(ran - PLAYER_MAY_RUN)}"
+
+
+class FlakyComposer:
+    """Wraps the real composer and fails on every third bar: the show must keep its time and go on."""
+
+    def __init__(self, composer) -> None:
+        self.composer, self.calls = composer, 0
+
+    def __getattr__(self, name):
+        return getattr(self.composer, name)
+
+    def next_bar(self, state, voices=None):
+        self.calls += 1
+        if self.calls % 3 == 0:
+            raise RuntimeError("composer bug")
+        return self.composer.next_bar(state, voices)
+
+
+def test_a_failing_composer_costs_a_silent_bar_not_the_show(tmp_path, caplog):
+    show = offline_show(happy_frames(), mapping=write(tmp_path, fixed_tempo(120)))
+    conductor = show.daemon.conductor
+    conductor.composer = FlakyComposer(conductor.composer)
+    bars = []
+    show.daemon.player.on_bar = bars.append
+    play(show, 20.0)
+    assert conductor.composer.calls >= 8
+    silent = [i for i, bar in enumerate(bars) if not bar.events]
+    assert silent and silent[0] == 2, [len(b.events) for b in bars]
+    assert all(bar.events for i, bar in enumerate(bars) if i not in silent), "the music did not come back"
+    assert "composer failed" in caplog.text and "composer bug" in caplog.text  # logged with its traceback
+
+
+def test_a_clip_with_no_face_at_all_plays_neutral_music():
+    show = offline_show(empty_frames())
+    play(show, 8.0)
+    assert [args for _, args in show.osc.of("emotion")][-1] == ("neutral", False)
+    assert {args[1] for _, args in show.music()} == {"major"}  # neutral's mode
+    assert show.note_ons(), "no music without a face"
+    assert [args for _, args in show.osc.of("faces")][-1] == (0,)
+
+
+def test_after_a_stall_the_player_goes_on_from_the_next_beat_without_a_burst(tmp_path):
+    """A 5 s freeze (SIGSTOP, a closed lid) in the middle of the show, with MIDI clock on."""
+    show = offline_show(happy_frames(), mapping=write(tmp_path, fixed_tempo(120)), midi_clock=True)
+    port, clock = show.port, show.clock
+    begin = clock()  # virtual time stands still until the show starts: play() returns this same start
+    frozen = []
+    note_on = port.note_on
+
+    def freezing_note_on(channel, pitch, velocity):
+        note_on(channel, pitch, velocity)
+        if not frozen and clock() > begin + 6.3:
+            frozen.append(clock())
+            clock.stall(5.0)
+
+    port.note_on = freezing_note_on
+    start = play(show, 20.0)
+    assert frozen, "the stall never happened"
+    woke = frozen[0] + 5.0
+    busy = [s.time for s in port.snapshot() if s.kind == 0x90 or s.message == (0xF8,)]
+
+    def in_window(t0: float) -> int:
+        return sum(1 for t in busy if t0 <= t < t0 + 0.2)
+    normal = max(in_window(start + 1.0 + 0.05 * i) for i in range(90))  # 200 ms windows before the stall
+    assert in_window(woke) <= normal, f"{in_window(woke)} notes and pulses right after the stall, {normal} at most before"
+    assert show.daemon.player.stalls == 1
+    assert [t for t in busy if t > woke + 1.0], "the show did not go on after the stall"
+    assert port.sounding() == set()
+
+
+@pytest.mark.parametrize("thread", ["perception", "player", "conductor", "outputs", "main"])
+def test_a_fault_in_any_threads_loop_is_logged_and_the_show_goes_on(tmp_path, caplog, thread):
+    show = offline_show(happy_frames(), mapping=write(tmp_path, fixed_tempo(120)))
+    start = play(show, 12.0, at={4.0: lambda: show.daemon.faults.arm(thread)})
+    assert show.daemon.restarts == {thread: 1}
+    assert f"the {thread} thread failed; it runs again" in caplog.text
+    assert "injected into the" in caplog.text  # with its traceback
+    if thread != "outputs":  # the outputs' own failure is said on the log, not through the outputs
+        assert (thread, 0) in [args for _, args in show.osc.of("status")]
+    assert show.note_ons(start + 8.0), "the music did not go on after the fault"
+    assert show.port.sounding() == set()
+
+
+def test_the_watchdog_says_when_perception_stops_making_progress(tmp_path, caplog):
+    show = offline_show(happy_frames(), mapping=write(tmp_path, fixed_tempo(120)))
+    frame = show.daemon.perceiver._frame
+    stuck = threading.Event()
+
+    def frozen_frame(image):
+        if stuck.is_set():
+            time.sleep(0.0)  # the frame "hangs": no progress, though the thread is alive
+            show.daemon.perceiver.frames -= 1
+        frame(image)
+
+    show.daemon.perceiver._frame = frozen_frame
+    play(show, 14.0, at={3.0: stuck.set, 9.0: stuck.clear})
+    statuses = [args for _, args in show.osc.of("status")]
+    assert statuses == [("perception", 0), ("perception", 1)], statuses
+    assert "perception has processed no frame" in caplog.text
+    assert show.note_ons(), "the music stopped with perception"

@@ -113,6 +113,12 @@ class OfflineClock:
             finally:
                 self._deadlines.pop(me, None)
 
+    def stall(self, seconds: float) -> None:
+        """Let *seconds* pass at once, as a frozen machine would (SIGSTOP, a closed lid), for tests of recovery."""
+        with self._changed:
+            self._now += seconds
+            self._changed.notify_all()
+
     def _advance(self) -> None:
         """Everyone waits: move on to the earliest deadline (called with the condition held)."""
         if self._deadlines and len(self._deadlines) >= self._parties:

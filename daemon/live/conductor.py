@@ -20,6 +20,7 @@ from ..mapping import Mapping
 from ..music.composer import Composer
 from ..music.params import Bar
 from ..state import EmotionState
+from .faults import Faults
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,7 @@ class Conductor:
         self._ready: queue.Queue[ComposedBar] = queue.Queue(maxsize=1)
         self._wanted_mapping: Mapping | None = None  # set by any thread, taken here at the next bar
         self._last: ComposedBar | None = None
+        self.faults = Faults()
 
     @property
     def mapping(self) -> Mapping:
@@ -85,6 +87,7 @@ class Conductor:
     # --- the conductor's thread ----------------------------------------------
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():
+            self.faults.check("conductor")  # before taking a request, so a restart loses none
             try:
                 request, state, voices = self._requests.get(timeout=self.IDLE_POLL)
             except queue.Empty:

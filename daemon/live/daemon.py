@@ -6,8 +6,8 @@ Threads and what each one owns:
   chain, the CC mapper; publishes the latest emotion.
 - **player** (:class:`~emobridge.live.player.Player`): the MIDI port's note timing; MIDI sends and
   deadline waits only.
-- **conductor** (:class:`~emobridge.live.conductor.Conductor`, started by the player): the composer;
-  composes each bar a beat ahead.
+- **conductor** (:class:`~emobridge.live.conductor.Conductor`): the composer; composes each bar a beat
+  ahead, when the player asks.
 - **outputs** (:class:`~emobridge.live.fanout.Fanout`): OSC, Link and the recording's log.
 - **main** (:meth:`Daemon.run`): signals, the mapping (reload and switching), the preview window,
   the watchdog, and the shutdown that releases every note.
@@ -37,6 +37,7 @@ from ..music.params import Bar
 from ..state import EmotionState
 from .conductor import Conductor
 from .control import ControlServer
+from .faults import Faults
 from .fanout import BarStarted, Fanout
 from .perceive import PerceptionLoop, PerceptionSettings
 from .player import Player
@@ -51,6 +52,8 @@ PREVIEW_PERIOD = 1 / 30  # seconds between preview redraws: as smooth as a webca
 PREVIEW_STALE = 1.0  # seconds without a new picture (source lost) after which the window shows a blank one
 BLANK_PICTURE = np.zeros((480, 640, 3), dtype=np.uint8)  # what the window shows without a picture
 JOIN_TIMEOUT = 2.0  # seconds a thread gets to finish at shutdown
+RESTART_PAUSE = 0.1  # seconds before a thread whose loop failed runs it again
+PERCEPTION_STALL = 3.0  # seconds without a processed frame (while the source is not known lost) that count as a stall
 FORCE_AFTER_SIGNALS = 3  # stop signals that make the shutdown skip waiting for threads
 
 
@@ -94,10 +97,17 @@ class Daemon:
                                         parts.mapping, self.clock, self.music_state, self.current_bar, settings)
         self.player = Player(self.conductor, parts.port, self.music_state, on_bar=self._bar_started,
                              clock=self.clock, midi_clock=config.midi_clock, speed=config.speed,
-                             voices=lambda: self.perceiver.voices)
+                             voices=lambda: self.perceiver.voices, start_conductor=False)
         self.preview = parts.preview
+        self.faults = Faults.from_env()
+        for loop in (self.player, self.conductor, self.fanout, self.perceiver):
+            loop.faults = self.faults
+        self.failures: queue.SimpleQueue[tuple[str, BaseException]] = queue.SimpleQueue()  # logged by main
+        self.restarts: dict[str, int] = {}  # thread → times its loop failed and was run again
         self._reported_failures = 0
         self._next_reload = 0.0
+        self._frames_seen, self._frames_at = 0, self.clock()
+        self._stalled: set[str] = set()  # stages the watchdog has reported stalled
 
     # --- what the music reads (any thread; plain attribute reads) --------------
     def music_state(self) -> EmotionState:
@@ -122,6 +132,7 @@ class Daemon:
         switch_interval = sys.getswitchinterval()
         sys.setswitchinterval(0.001)
         threads = [self._start("outputs", self.fanout.run, timed=False),
+                   self._start("conductor", self.conductor.run, timed=False),
                    self._start("player", self.player.run), self._start("perception", self.perceiver.run)]
         self.clock.enter()  # the main loop waits on the clock too
         self.started.set()
@@ -142,19 +153,29 @@ class Daemon:
         self.signals.stops += 1
 
     def _start(self, name: str, loop: Callable[[threading.Event], None], timed: bool = True) -> threading.Thread:
-        """A daemon thread running *loop* until stop; *timed* threads wait on the show's clock."""
+        """A daemon thread running *loop* until stop; *timed* threads wait on the show's clock.
+
+        A loop that raises is run again after a short pause (the player's run releases its notes on the
+        way out and starts a fresh timeline): one failing stage must not end the show. The main thread
+        logs the failure (nothing but MIDI and waits happens on the player's thread, even here).
+        """
         if timed:
             self.clock.enter()
 
         def body() -> None:
             try:
-                loop(self.stop)
-            except Exception:
-                log.exception("the %s thread failed; stopping the show with every note released", name)
+                while True:
+                    try:
+                        loop(self.stop)
+                        return
+                    except Exception as error:
+                        self.failures.put((name, error))
+                        if not self.clock.wait_until(self.clock() + RESTART_PAUSE, self.stop):
+                            return
             finally:
                 if timed:
                     self.clock.leave()
-                if name == "perception":
+                if name == "perception" and self.perceiver.ended:
                     self.stop.set()  # the source ended for good (stop_at_end): the show is over
         thread = threading.Thread(target=body, name=name, daemon=True)
         thread.start()
@@ -179,14 +200,21 @@ class Daemon:
         while not self.stop.is_set():
             period = PREVIEW_PERIOD if self.preview is not None else TICK
             self.clock.wait_until(self.clock() + period, self.stop)
-            self._act_on_signals()
-            self._serve_requests()
-            if self.clock() >= self._next_reload:
-                self._reload_mapping()
-                self._next_reload = self.clock() + RELOAD_PERIOD
-            self._watch()
-            if self.preview is not None:
-                self._update_preview()
+            try:
+                self._main_turn()
+            except Exception as error:  # the main loop is the shutdown's owner: it must keep turning
+                self._report_failure("main", error)
+
+    def _main_turn(self) -> None:
+        self._act_on_signals()
+        self.faults.check("main")
+        self._serve_requests()
+        if self.clock() >= self._next_reload:
+            self._reload_mapping()
+            self._next_reload = self.clock() + RELOAD_PERIOD
+        self._watch()
+        if self.preview is not None:
+            self._update_preview()
 
     def _act_on_signals(self) -> None:
         flags = self.signals
@@ -208,11 +236,54 @@ class Daemon:
             request()
 
     def _watch(self) -> None:
-        """Say what went wrong on other threads (they only count it: no logging on the player's thread)."""
+        """The watchdog: say what went wrong on other threads (they only count it or queue it) and notice a
+        stage that stopped making progress."""
+        while True:
+            try:
+                name, error = self.failures.get_nowait()
+            except queue.Empty:
+                break
+            self._report_failure(name, error)
         failures = self.player.send_failures
         if failures != self._reported_failures:
             log.warning("MIDI output failed %d times so far; still playing", failures)
             self._reported_failures = failures
+        now = self.clock()
+        if self.perceiver.frames != self._frames_seen or self.perceiver.source_lost:
+            self._frames_seen, self._frames_at = self.perceiver.frames, now
+            self._progress("perception", True, "perception is processing frames again")
+        elif now - self._frames_at > PERCEPTION_STALL:
+            self._progress("perception", False, f"perception has processed no frame for {now - self._frames_at:.0f} s "
+                                                "(a frozen camera driver?); the music goes on")
+        bar = self.player.current
+        if bar is not None and not self.player.paused:
+            late = now - self.player.last_beat
+            bar_seconds = bar.params.beats_per_bar * 60.0 / (bar.params.tempo * self.config.speed)
+            if late > bar_seconds + 0.5:
+                self._progress("player", False, f"the player is late by more than a bar ({late:.1f} s since a beat)")
+            else:
+                self._progress("player", True, "the player keeps time again")
+
+    def _progress(self, stage: str, ok: bool, message: str) -> None:
+        """Log and send a stage's stall once when it starts and once when it ends."""
+        if ok == (stage not in self._stalled):
+            return
+        if ok:
+            self._stalled.discard(stage)
+            log.info("%s", message)
+        else:
+            self._stalled.add(stage)
+            log.warning("%s", message)
+        self.fanout.status(stage, ok, message)
+
+    def _report_failure(self, name: str, error: BaseException) -> None:
+        self.restarts[name] = self.restarts.get(name, 0) + 1
+        if self.restarts[name] == 1:  # the first with its traceback; the stage is run again either way
+            log.error("the %s thread failed; it runs again and the show goes on", name, exc_info=error)
+        else:
+            log.error("the %s thread failed again (%s: %s, %d times); it runs again", name, type(error).__name__,
+                      error, self.restarts[name])
+        self.fanout.status(name, False, f"the {name} thread failed ({type(error).__name__}) and was restarted")
 
     def _shutdown(self, threads: list[threading.Thread]) -> None:
         self.stop.set()
@@ -222,10 +293,12 @@ class Daemon:
                 thread.join(timeout=0.05)
                 waited += 0.05
         self.fanout.drain()
+        self._watch()  # the last failures, logged
         self.close()
 
     def close(self) -> None:
         self._close_preview()
+        self.perceiver.close()
         parts = self.parts
         parts.port.panic(set(range(16)) if self.signals.stops >= FORCE_AFTER_SIGNALS else None)
         parts.port.close()

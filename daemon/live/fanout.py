@@ -19,6 +19,7 @@ from typing import Any, Protocol
 from ..log import LogLimiter
 from ..music.params import Bar
 from ..state import EmotionState
+from .faults import Faults
 
 log = logging.getLogger("emobridge")
 
@@ -54,6 +55,7 @@ class Fanout:
         self.dropped = 0  # events refused because the queue was full (reported from this thread)
         self._reported_drops = 0
         self.warn = LogLimiter(log, 5.0)
+        self.faults = Faults()
 
     @property
     def outputs(self) -> list[Output]:
@@ -78,6 +80,10 @@ class Fanout:
     def bar(self, started: BarStarted) -> None:
         self._post("bar", started)
 
+    def status(self, stage: str, ok: bool, message: str) -> None:
+        """A stage's health: failed, stalled, or well again (for the OSC /status message)."""
+        self._post("status", stage, ok, message)
+
     def replace_osc(self, sender: Any) -> None:
         """Send through *sender* from now on; the old sender is closed by this thread."""
         self._post("replace_osc", sender)
@@ -92,6 +98,7 @@ class Fanout:
                 if stop.is_set():
                     return
                 continue
+            self.faults.check("outputs")
             self._serve(kind, args)
             self._report_drops()
 
@@ -135,6 +142,9 @@ class Fanout:
             output.send_music(params.tempo, params.mode, params.density, bar_start=True)
         log.info("bar %d: %s %.2f (v %+.2f a %+.2f) → %.0f BPM %s density %.2f", started.bar.index, state.label,
                  state.confidence, state.valence, state.arousal, params.tempo, params.mode, params.density)
+
+    def _on_status(self, stage: str, ok: bool, message: str) -> None:
+        self.osc.send_status(stage, ok, message)
 
     def _on_replace_osc(self, sender: Any) -> None:
         old, self.osc = self.osc, sender

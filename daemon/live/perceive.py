@@ -28,6 +28,7 @@ from ..perception.sources import FrameSource, paced
 from ..state import EmotionState
 from .clock import Clock
 from .fanout import Fanout
+from .faults import Faults
 from .preview import FaceView, PreviewFrame
 
 log = logging.getLogger("emobridge")
@@ -64,11 +65,13 @@ class PerceptionLoop:
         self.voices: dict[int, EmotionState] = {}  # faces: each: slot → that face's emotion, for its voice
         self.preview_frame: PreviewFrame | None = None  # the newest picture for the window
         self.frames = 0  # frames processed: the watchdog's sign of life
-        self.ended = False  # the source ended for good (stop_at_end) or the thread stopped
+        self.ended = False  # the source ended for good (stop_at_end): the show is over
         self._wanted_mapping: Mapping | None = None
         self._reset_controls = False
         self._errors_seen: set[str] = set()
         self.warn = LogLimiter(log, 5.0)
+        self.faults = Faults()
+        self.source_lost = False  # true while the source is being retried (no frames expected)
 
     # --- requests, from any thread --------------------------------------------
     def request_mapping(self, mapping: Mapping) -> None:
@@ -88,27 +91,30 @@ class PerceptionLoop:
         """Frames until *stop*; a source that fails or ends is retried while the music plays on.
 
         A file that ends counts as a lost camera (the show must not stop because a clip ran out),
-        unless ``stop_at_end`` (``demo``, ``--stop-at-end``) asks for one pass.
+        unless ``stop_at_end`` (``demo``, ``--stop-at-end``) asks for one pass; then :attr:`ended`.
+        An exception out of here is the daemon's to log; it runs the loop again on the same source.
         """
-        try:
-            while not stop.is_set():
-                try:
-                    self._read_frames(stop)
-                    if stop.is_set() or self.settings.stop_at_end:
-                        if not stop.is_set():
-                            log.info("end of %s", self.source.name)
-                        return
-                    log.warning("end of %s; the music goes on (no face) and emobridge will open it again "
-                                "(--loop repeats it without a gap, --stop-at-end stops here)", self.source.name)
-                except SourceError as error:
-                    log.warning("%s; the music goes on (no face) and emobridge will retry", error)
-                self.fanout.source(False, self.source.name)
-                if not self._reopen_source(stop):
+        while not stop.is_set():
+            try:
+                self._read_frames(stop)
+                if stop.is_set():
                     return
-                self.fanout.source(True, self.source.name)
-        finally:
-            self.ended = True
-            self.source.close()
+                if self.settings.stop_at_end:
+                    log.info("end of %s", self.source.name)
+                    self.ended = True
+                    return
+                log.warning("end of %s; the music goes on (no face) and emobridge will open it again "
+                            "(--loop repeats it without a gap, --stop-at-end stops here)", self.source.name)
+            except SourceError as error:
+                log.warning("%s; the music goes on (no face) and emobridge will retry", error)
+            self.fanout.source(False, self.source.name)
+            if not self._reopen_source(stop):
+                return
+            self.fanout.source(True, self.source.name)
+
+    def close(self) -> None:
+        """Release the source (after the thread has ended)."""
+        self.source.close()
 
     def _read_frames(self, stop: threading.Event) -> None:
         min_gap = 1.0 / self.settings.max_rate
@@ -123,11 +129,13 @@ class PerceptionLoop:
             if not self.settings.fast and frame.time - last < min_gap:
                 continue
             last = frame.time
+            self.faults.check("perception")
             self._frame(frame.image)
 
     def _reopen_source(self, stop: threading.Event) -> bool:
         """Retry with backoff (0.5 s doubling to 5 s); meanwhile the emotion fades as for a lost face."""
         self.source.close()
+        self.source_lost = True
         delay, next_try = RETRY_FIRST, self.clock() + RETRY_FIRST
         while self.clock.wait_until(self.clock() + LOST_TICK, stop):
             self._apply_requests()
@@ -143,6 +151,7 @@ class PerceptionLoop:
                 next_try = self.clock() + delay
                 continue
             log.info("%s is back", self.source.name)
+            self.source_lost = False
             return True
         return False
 

@@ -12,6 +12,7 @@ outputs' thread). Whatever ends the loop, every sounding note is released.
 from __future__ import annotations
 
 import heapq
+import math
 import os
 import threading
 from collections.abc import Mapping as Mapping_
@@ -26,11 +27,13 @@ from ..outputs.ports import (BANK_SELECT_LSB, BANK_SELECT_MSB, PULSES_PER_BEAT, 
 from ..state import EmotionState
 from .clock import SYSTEM_CLOCK, BeatClock, Clock
 from .conductor import ComposedBar, Conductor
+from .faults import Faults
 
 # Same-beat order: clock pulse, then note-offs, then note-ons (a repeated key is released before it sounds again).
 CLOCK, OFF, ON = 0, 1, 2
 FIRST_BAR_WAIT = 5.0  # seconds the first bar may take to compose (a cold start loads the theory tables)
 LATE_BAR_WAIT = 0.005  # seconds a composed bar may be late at its downbeat before a silent bar keeps the time
+STALL_BEATS = 0.25  # lateness (in beats) that counts as a stall (a frozen VM, a closed lid): overdue events are dropped
 
 
 def realtime_priority(priority: int = 10) -> bool:
@@ -62,7 +65,8 @@ class Player:
     def __init__(self, conductor: Conductor | Composer, midi: MidiPort, state: Callable[[], EmotionState],
                  on_bar: Callable[[Bar], None] | None = None, clock: Clock = SYSTEM_CLOCK,
                  midi_clock: bool = False, speed: float = 1.0,
-                 voices: Callable[[], Mapping_[int, EmotionState]] | None = None):
+                 voices: Callable[[], Mapping_[int, EmotionState]] | None = None, start_conductor: bool = True):
+        self.start_conductor = start_conductor  # False: whoever made the conductor runs its thread (the daemon)
         self.conductor = conductor if isinstance(conductor, Conductor) else Conductor(conductor)
         self.voices = voices or dict  # slot → a face's own emotion (faces: each)
         self.midi = midi
@@ -77,22 +81,32 @@ class Player:
         self.velocity_scale = 1.0  # master volume, applied as bars are queued
         self.paused = False  # takes effect at the next beat
         self.late_bars = 0  # bars whose composition missed the downbeat (a silent bar played instead)
+        self.stalls = 0  # times the player woke up a stall late and dropped what was overdue
+        self.last_beat = 0.0  # clock time of the last beat begun: the watchdog's sign of life
+        self.faults = Faults()
+        self._conductor_thread: threading.Thread | None = None
         self.send_failures = 0  # MIDI sends that raised (counted here; reported by whoever watches)
         self._programs: dict[int, tuple[int | None, int | None]] = {}  # channel → (bank, program) sent
         self._programs_for: Mapping | None = None  # the mapping whose programs were last sent
         self.channels_played: set[int] = set()  # released at pause and exit, even after a mapping change
 
     def run(self, stop: threading.Event) -> None:
+        """Play until *stop*; may be called again after a failure (a fresh timeline, the same conductor)."""
         realtime_priority()
-        conductor = threading.Thread(target=self.conductor.run, args=(stop,), name="conductor", daemon=True)
-        conductor.start()
+        if self.start_conductor and (self._conductor_thread is None or not self._conductor_thread.is_alive()):
+            self._conductor_thread = threading.Thread(target=self.conductor.run, args=(stop,), name="conductor",
+                                                      daemon=True)
+            self._conductor_thread.start()
+        self.queue.clear()
+        self.clock = None
         try:
             self._loop(stop)
         finally:
             if self.midi_clock:
                 self._send([STOP])
             self.midi.panic(self._channels())
-            conductor.join(timeout=1.0)
+            if stop.is_set() and self._conductor_thread is not None:
+                self._conductor_thread.join(timeout=1.0)
 
     def _channels(self) -> set[int]:
         return set(self.conductor.mapping.channels()) | self.channels_played
@@ -107,6 +121,7 @@ class Player:
         while not stop.is_set():
             if composed is None:  # the conductor missed the downbeat: keep the time with a silent bar
                 composed = self._silent_bar()
+            self.faults.check("player")
             bar = composed.bar
             self._send_programs(composed.mapping)
             self.current = bar
@@ -121,6 +136,7 @@ class Player:
                     composed = self.conductor.take(FIRST_BAR_WAIT)
                     break
                 self._set_tempo(bar.tempo_at(beat), bar_start + beat)
+                self.last_beat = self.now()
                 if beat == beats - 1:
                     self._ask_for_next_bar()  # a beat ahead: composed while this beat plays
                 if not self._play_until(bar_start + beat + 1, stop):
@@ -194,11 +210,26 @@ class Player:
         """Send every queued message due before *beat*, then wait for *beat*; False when stopped."""
         assert self.clock is not None
         while self.queue and self.queue[0].beat < beat:
+            if self.now() - self.clock.time_of(self.queue[0].beat) > STALL_BEATS * self.clock.seconds_per_beat():
+                self._recover_from_stall(self.queue[0].beat)
+                continue
             item = heapq.heappop(self.queue)
             if not self.clock.wait_for_beat(item.beat, stop):
                 return False
             self._emit(item)
         return self.clock.wait_for_beat(beat, stop)
+
+    def _recover_from_stall(self, overdue: float) -> None:
+        """Woken far too late: drop what was due up to the next beat (releasing its notes) and move the
+        timeline so that beat falls now, instead of playing everything missed in one burst."""
+        assert self.clock is not None
+        self.stalls += 1
+        next_beat = math.floor(overdue) + 1
+        while self.queue and self.queue[0].beat < next_beat:
+            item = heapq.heappop(self.queue)
+            if item.kind == OFF:
+                self._emit(item)  # a note struck before the stall ends now
+        self.clock.anchor_time, self.clock.anchor_beat = self.now(), float(next_beat)
 
     def _emit(self, item: Scheduled) -> None:
         if item.kind == ON:

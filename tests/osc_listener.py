@@ -18,7 +18,8 @@ class OscListener:
         dispatcher.set_default_handler(self._record)
         self.server = ThreadingOSCUDPServer(("127.0.0.1", 0), dispatcher)
         self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        # a short poll: close() waits for serve_forever to notice, 0.5 s per test by default
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self.thread.start()
 
     def _record(self, address: str, *args) -> None:

@@ -1,4 +1,7 @@
-"""Camera cases on the real `emobridge` command: two faces with a voice each, and the no-face policies.
+"""Camera cases on the real `emobridge` command: two faces with a voice each, a damaged file, a saved mapping.
+
+The no-face policies and the orchestration around them run in-process in test_show.py; these prove the
+real parts.
 
 Clips are built from the demo clip's faces (tests/face_clips.py); the music goes to a real JACK
 receiver and OSC to a real UDP listener.
@@ -54,7 +57,7 @@ def faces() -> tuple[Placed, Placed]:
 
 def test_each_face_plays_its_own_voice_on_its_own_channel(jack_server, osc, tmp_path, faces):
     left, right = faces
-    clip = write_clip(tmp_path / "two.avi", [(3, [left]), (6, [left, right]), (5, [right])])
+    clip = write_clip(tmp_path / "two.avi", [(2, [left]), (4, [left, right]), (3, [right])])
     receiver = play_through(clip, fixed_tempo_mapping(120) + "faces: {follow: each, channels: [5, 6]}\n",
                             tmp_path, osc, "--speed", "2")
 
@@ -78,54 +81,6 @@ def test_each_face_plays_its_own_voice_on_its_own_channel(jack_server, osc, tmp_
     receiver.close()
 
 
-def test_fade_out_policy_silences_the_music_without_a_face_and_brings_it_back(jack_server, osc, tmp_path, faces):
-    left, _ = faces
-    clip = write_clip(tmp_path / "away.avi", [(3, [left]), (5, []), (4, [left])])
-    receiver = play_through(clip, fixed_tempo_mapping(120) + "smoothing: {no_face: fade_out, no_face_fade: 1.0}\n",
-                            tmp_path, osc)
-
-    face = osc.received_at("/emobridge/face")
-    assert [args[0] for _, args in face] == [1, 0, 1], f"face messages: {face}"
-    lost_at, back_at = face[1][0], face[2][0]
-    notes = [m for m in receiver.snapshot() if m.is_note_on]
-    assert [m for m in notes if m.time < lost_at], "no music while the face was there"
-    silent = [m for m in notes if lost_at + 1.2 < m.time < back_at]
-    assert silent == [], f"{len(silent)} notes played after the 1 s fade-out, with no face"
-    fading = [m.message[2] for m in notes if lost_at + 0.5 < m.time < lost_at + 1.0]
-    before = [m.message[2] for m in notes if lost_at - 1.5 < m.time < lost_at]
-    if fading:  # notes struck half-way through the fade are quieter than before it
-        assert max(fading) < max(before)
-    assert [m for m in notes if m.time > back_at + 0.6], "the music did not come back with the face"
-    assert stuck_notes(receiver.settle()) == {}
-    receiver.close()
-
-
-def test_hold_policy_keeps_the_emotion_and_the_music_without_a_face(jack_server, osc, tmp_path, faces):
-    left, _ = faces
-    clip = write_clip(tmp_path / "away.avi", [(3, [left]), (5, [])])
-    receiver = play_through(clip, "smoothing: {no_face: hold, no_face_fade: 1.0}\n", tmp_path, osc)
-
-    face = osc.received_at("/emobridge/face")
-    assert [args[0] for _, args in face] == [1, 0]
-    lost_at = face[1][0]
-    modes_after = [args[0] for t, args in osc.received_at("/emobridge/mode") if t > lost_at + 1.5]
-    valence = osc.received_at("/emobridge/valence")
-    held = [args[0] for t, args in valence if t > lost_at + 0.1]
-    last_seen = [args[0] for t, args in valence if t < lost_at - 0.1][-1]
-    assert modes_after and set(modes_after) == {"major"}, "the happy face's music should hold"
-    assert last_seen > 0.1 and held and max(abs(v - last_seen) for v in held) < 0.05, \
-        f"the emotion drifted although the policy is hold: {last_seen:.2f} then {min(held):.2f}..{max(held):.2f}"
-    assert [m for m in receiver.snapshot() if m.is_note_on and m.time > lost_at + 1.5], "the music stopped"
-    assert stuck_notes(receiver.settle()) == {}
-    receiver.close()
-
-
-def cut_off(clip: Path) -> None:
-    """The file stops half-way, as a recording that was still being written when it was copied."""
-    data = clip.read_bytes()
-    clip.write_bytes(data[:len(data) // 2])
-
-
 def garbled(clip: Path) -> None:
     """A stretch of the file's middle is noise, as a damaged disk or a broken capture gives: read errors mid-way."""
     data = bytearray(clip.read_bytes())
@@ -134,7 +89,9 @@ def garbled(clip: Path) -> None:
     clip.write_bytes(bytes(data))
 
 
-@pytest.mark.parametrize("damage", [None, cut_off, garbled], ids=["ends", "cut-off-mid-way", "garbled-mid-way"])
+# A clean end and a cut-off file take the same path (the source ends); in-process tests cover it (test_show.py).
+# Here the real decoder meets a damaged file.
+@pytest.mark.parametrize("damage", [garbled], ids=["garbled-mid-way"])
 def test_a_file_that_ends_or_breaks_is_a_lost_camera_the_music_goes_on_and_it_is_opened_again(
         jack_server, osc, tmp_path, faces, damage):
     left, _ = faces
@@ -192,17 +149,5 @@ def test_switching_to_each_face_in_a_saved_mapping_gives_the_faces_their_voices(
         status, err = finish(daemon, timeout=10)
     assert status == 0, err
     assert "Traceback" not in err and "perception failed" not in err, err
-    assert stuck_notes(receiver.settle()) == {}
-    receiver.close()
-
-
-def test_a_clip_with_no_face_at_all_plays_neutral_music(jack_server, osc, tmp_path):
-    clip = write_clip(tmp_path / "empty_room.avi", [(4, [])])
-    receiver = play_through(clip, fixed_tempo_mapping(120), tmp_path, osc)
-    assert [args[0] for args in osc.received("/emobridge/face")] == [0]
-    assert osc.received("/emobridge/emotion") == [], "an emotion was reported without a face"
-    assert osc.received("/emobridge/faces") == [(0,)]
-    assert {args[0] for args in osc.received("/emobridge/mode")} == {"major"}  # neutral's mode
-    assert [m for m in receiver.snapshot() if m.is_note_on], "no music without a face"
     assert stuck_notes(receiver.settle()) == {}
     receiver.close()

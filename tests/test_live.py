@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import signal
-import statistics
 import time
 
 import pytest
@@ -30,16 +29,8 @@ def test_control_surface_drives_the_music(jack_server, osc):
         tempo = osc.received("/emobridge/tempo")[-1][0]
         assert tempo < 70  # sad is the slowest emotion in the default mapping
 
-        started = time.monotonic()
-        time.sleep(3.0)
-        loud = statistics.mean(m.message[2] for m in note_ons_since(receiver, started))
-        surface.send_message("/emobridge/control/volume", 0.4)
-        time.sleep(60 / tempo * 4 + 0.5)  # the next bar is queued with the new volume
-        started = time.monotonic()
-        time.sleep(3.0)
-        soft = statistics.mean(m.message[2] for m in note_ons_since(receiver, started))
-        assert soft == pytest.approx(loud * 0.4, rel=0.2)
-
+        # Volume, force release and the rest of the orchestration are checked in-process (test_show.py);
+        # here the real UDP control server drives the real command.
         surface.send_message("/emobridge/control/pause", [])
         time.sleep(60 / tempo + 0.3)  # pause lands at the next beat
         paused_at = time.monotonic()

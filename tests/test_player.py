@@ -131,13 +131,6 @@ def test_a_fade_out_ends_on_time_even_when_no_new_frame_comes(jack_server):
     assert after == [], f"{len(after)} notes after the fade had ended"
 
 
-def test_master_volume_scales_velocities(jack_server):
-    _, loud = play(1.0, volume=1.0)
-    _, soft = play(1.0, volume=0.5)
-    mean = lambda ms: statistics.mean(m.message[2] for m in ms if m.is_note_on)  # noqa: E731
-    assert mean(soft) == pytest.approx(mean(loud) * 0.5, rel=0.1)
-
-
 def test_midi_clock_pulses_are_evenly_spaced_at_the_tempo(jack_server):
     name = f"clock-{uuid.uuid4().hex[:6]}"
     midi = MidiOut(name, backend="jack")
@@ -167,35 +160,3 @@ def test_midi_clock_pulses_are_evenly_spaced_at_the_tempo(jack_server):
     # JACK moves MIDI once per process cycle, so a pulse can land up to one period late; no more.
     errors = sorted(abs(g - expected) for g in gaps)
     assert errors[int(0.95 * len(errors))] <= jack_period() + 0.001
-
-
-class FlakyComposer(Composer):
-    """The real composer, failing on every third bar: the player must keep the show going."""
-
-    def next_bar(self, state):
-        self.calls = getattr(self, "calls", 0) + 1
-        if self.calls % 3 == 0:
-            raise RuntimeError("composer bug")
-        return super().next_bar(state)
-
-
-def test_a_failing_composer_costs_a_silent_bar_not_the_show(jack_server, caplog):
-    name = f"flaky-{uuid.uuid4().hex[:6]}"
-    midi = MidiOut(name, backend="jack")
-    receiver = JackReceiver(name)
-    composer = FlakyComposer(parse_mapping(GRID, "grid.yaml"), seed=3)
-    bars = []
-    player = Player(composer, midi, lambda: EmotionState.fixed("angry"), on_bar=bars.append)  # ~1.5 s bars
-    stop = threading.Event()
-    thread = threading.Thread(target=player.run, args=(stop,))
-    thread.start()
-    assert receiver.wait_for(lambda m: m.is_note_on, timeout=5)
-    time.sleep(60 / bars[0].params.tempo * 4 * 4)  # four bars: at least one failure and bars after it
-    stop.set()
-    thread.join(timeout=5)
-    receiver.close()
-    midi.close()
-    assert composer.calls >= 4
-    first_silent = next(i for i, b in enumerate(bars) if not b.events)
-    assert any(b.events for b in bars[first_silent + 1:]), "the music did not come back after the failure"
-    assert "composer failed" in caplog.text and "composer bug" in caplog.text  # logged with its traceback

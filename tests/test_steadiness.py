@@ -79,7 +79,7 @@ def test_a_switch_never_followed_counts_as_not_followed():
 def test_real_chain_on_clips_from_fer_val_gives_finite_figures():
     from emobridge.perception.emotion import EmotionClassifier
 
-    result = measure_steadiness(EmotionClassifier(), FER_VAL, fps=15.0, hold=3.0, pairs=3)
-    assert result.pairs == 3 and result.face_found > 0.9
+    result = measure_steadiness(EmotionClassifier(), FER_VAL, fps=15.0, hold=3.0, pairs=2)
+    assert result.pairs == 2 and result.face_found > 0.9
     assert math.isfinite(result.spurious_per_minute) and math.isfinite(result.latency_median_s)
     assert 0.0 <= result.latency_median_s <= 3.0

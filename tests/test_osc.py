@@ -67,6 +67,8 @@ def test_source_faces_and_voices(osc):
     assert osc.wait_for("/emobridge/source") == [(0, "camera 0")]
     assert osc.wait_for("/emobridge/faces") == [(1,)]
     assert osc.wait_for("/emobridge/voice")[0][:2] == (1, "fear")
+    out.send_status("perception", False, "perception has processed no frame for 3 s")
+    assert osc.wait_for("/emobridge/status") == [("perception", 0, "perception has processed no frame for 3 s")]
     out.close()
 
 

@@ -15,6 +15,8 @@ preset; the other presets get only the tempo at their own address (``mapping/osc
     /faces     i count                    when the number of faces followed changes
     /voice     i n, s label, f confidence, f valence, f arousal
                                           faces: each: every processed frame, per face voice (n from 1)
+    /status    s stage, i 1|0, s text     when a stage (perception, player, ...) fails or stalls (0),
+                                          and when it is well again (1)
 
 Two layers, like python-osc's codec and client: :class:`OscTable` decides what to send when
 (pure, no sockets), :class:`OscSender` sends it to each target that wants it.
@@ -91,6 +93,10 @@ class OscTable:
         """The camera (or file) lost (0) or back (1); the daemon calls this only on a change."""
         return [("source", (1 if ok else 0, name))]
 
+    def status(self, stage: str, ok: bool, text: str) -> list[Message]:
+        """A stage's health, on change (the daemon's watchdog calls this only then)."""
+        return [("status", (stage, 1 if ok else 0, text))]
+
     def faces(self, faces: Sequence[FaceResult]) -> list[Message]:
         """The number of faces followed (on change) and, with ``faces: each``, every face voice's emotion."""
         messages: list[Message] = []
@@ -166,6 +172,10 @@ class OscSender:
     def send_faces(self, faces: Sequence[FaceResult]) -> None:
         """The face count and the face voices' emotions."""
         self._send("the faces", lambda: self.table.faces(faces))
+
+    def send_status(self, stage: str, ok: bool, text: str) -> None:
+        """A stage failed or stalled, or is well again."""
+        self._send("a status", lambda: self.table.status(stage, ok, text))
 
     def close(self) -> None:
         with self.lock:

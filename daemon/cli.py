@@ -164,12 +164,12 @@ def cmd_ensemble(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from .tools.datasets import find_val_folder, load_class_folder
+    from .tools.datasets import load_split
     from .perception.emotion import EmotionClassifier
     from .tools.metrics import evaluate
 
     classifier = EmotionClassifier(args.model)
-    faces = load_class_folder(find_val_folder(args.dir))
+    faces = load_split(args.dir, "val")
     probs = np.concatenate([classifier.probabilities(faces.images[i:i + 256]) for i in range(0, len(faces), 256)])
     report = evaluate(faces.labels, probs.argmax(1))
     print(json.dumps(report.to_json()) if args.json else f"{faces.source} with {classifier.path.name}\n{report.to_text()}")
@@ -325,7 +325,8 @@ def build_parser() -> argparse.ArgumentParser:
     ens.set_defaults(func=cmd_ensemble)
 
     ev = sub.add_parser("eval", help="accuracy and confusion of the model on a labelled folder")
-    ev.add_argument("dir", help="DIR/<class>/*.jpg, or DIR/val/<class>/*.jpg (or test/, PublicTest/)")
+    ev.add_argument("dir", help="DIR/<class>/*.jpg, DIR/val/<class>/*.jpg (or test/, PublicTest/), "
+                                "or fer2013.csv (its PublicTest rows)")
     ev.add_argument("--model", help="ONNX model (default: the bundled one)")
     ev.add_argument("--json", action="store_true", help="print one JSON object")
     ev.set_defaults(func=cmd_eval)

@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pytest
 
@@ -51,6 +53,17 @@ def test_the_val_folder_is_found_in_one_order(tmp_path):
     assert find_val_folder(tmp_path) == tmp_path / "val"
     assert find_val_folder(tmp_path / "test") == tmp_path / "test"  # a class folder is taken as it is
     assert load_split(tmp_path, "val").source == str(tmp_path / "val")
+
+
+@pytest.mark.parametrize("layout", ["folder", "csv"])
+def test_eval_reads_the_val_split_of_either_layout(tmp_path, capsys, layout):
+    from emobridge.cli import main
+
+    data = write_folders(tmp_path, "val", 2) if layout == "folder" else write_csv(tmp_path / "fer2013.csv", 2)
+    assert main(["eval", str(data), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["n"] == 14
+    assert main(["eval", str(tmp_path / "nope")]) == 2
+    assert "data set" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("row, message", [

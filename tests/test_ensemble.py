@@ -113,6 +113,10 @@ def test_the_command_prints_members_and_ensemble_and_the_eval_reads_it(tmp_path)
     assert ev.returncode == 0, ev.stderr
     assert json.loads(ev.stdout)["accuracy"] == pytest.approx(EmotionClassifier(out).info.val_accuracy, abs=1e-4)
 
+    alone = subprocess.run(cmd[:5] + cmd[6:], capture_output=True, text=True, timeout=120)
+    assert alone.returncode == 2 and "member" not in alone.stdout  # refused before the val faces are read
+    assert alone.stderr.strip() == "emobridge: error: an ensemble needs at least two models"
+
     missing = subprocess.run(cmd[:4] + [str(tmp_path / "nope.onnx")] + cmd[5:], capture_output=True, text=True, timeout=120)
     assert missing.returncode == 2
     assert missing.stderr.strip().splitlines() == [f"emobridge: error: ensemble member {tmp_path / 'nope.onnx'} not found: "

@@ -116,13 +116,19 @@ def ensemble_info(infos: list[ModelInfo], paths: list[Path], weights: list[float
     return dataclasses.replace(infos[0], extra=extra, val_accuracy=None, val_macro_f1=None, training_data=training)
 
 
-def write_ensemble(paths: list[Path], out: Path, weights: list[float] | None = None) -> ModelInfo:
-    """Join the models at *paths* into *out*; returns the metadata written (val figures still unset)."""
+def checked_weights(paths: list[Path], weights: list[float] | None) -> list[float]:
+    """One positive weight per model (None: equal weights), for two models or more."""
     if len(paths) < 2:
         raise UserError("an ensemble needs at least two models")
     weights = weights or [1.0] * len(paths)
     if len(weights) != len(paths) or min(weights) <= 0:
         raise UserError(f"give one positive weight per model ({len(paths)}), got {weights}")
+    return weights
+
+
+def write_ensemble(paths: list[Path], out: Path, weights: list[float] | None = None) -> ModelInfo:
+    """Join the models at *paths* into *out*; returns the metadata written (val figures still unset)."""
+    weights = checked_weights(paths, weights)
     loaded = [load_member(path) for path in paths]
     models, infos = [m for m, _ in loaded], [i for _, i in loaded]
     check_compatible(infos, paths)
@@ -151,7 +157,7 @@ def check_ensemble(out: Path, paths: list[Path], weights: list[float], faces: np
 
 def make_ensemble(paths: list[Path], out: Path, val: FaceSet, weights: list[float] | None = None) -> Evaluation:
     """Write the ensemble, check it against its members, and record its val figures (measured on the file) in it."""
-    weights = weights or [1.0] * len(paths)
+    weights = checked_weights(paths, weights)
     info = write_ensemble(paths, out, weights)
     check_ensemble(out, paths, weights, val.images[:256])
     report = evaluate(val.labels, run_onnx(out, val.images, info).argmax(1))
@@ -169,7 +175,8 @@ def parse_weights(text: str) -> list[float]:
 
 
 def run(args: argparse.Namespace) -> int:
-    weights = parse_weights(args.weights) if args.weights else None
+    # refused before the members are measured on the val faces, which takes a while
+    weights = checked_weights(args.models, parse_weights(args.weights) if args.weights else None)
     val = load_split(args.val, "val")
     for path in args.models:
         member = evaluate(val.labels, run_onnx(path, val.images, load_member(path)[1]).argmax(1))

@@ -35,6 +35,9 @@ def add_output_options(p: argparse.ArgumentParser) -> None:
                    help="send OSC here (repeatable); presets: emobridge (default), abletonosc, reaper")
     p.add_argument("--osc-prefix", default="/emobridge", help="OSC address prefix (default: %(default)s)")
     p.add_argument("--control", metavar="[HOST:]PORT", help="listen for OSC remote control here (default: off; host 127.0.0.1)")
+    p.add_argument("--control-allow", action="append", default=[], metavar="HOST[,HOST...]",
+                   help="only these hosts (and this machine) may send control commands; use it with a --control "
+                        "address beyond 127.0.0.1")
     p.add_argument("--link", action="store_true", help="share the tempo with Ableton Link peers (pip install 'emobridge[link]')")
     p.add_argument("--seed", type=int, default=0, help="seed for the composer's choices (default: %(default)s)")
     p.add_argument("--fast", action="store_true", help="process a file as fast as possible instead of at its frame rate")
@@ -88,6 +91,7 @@ def run_config_from_args(args: argparse.Namespace) -> RunConfig:
                      size=args.size, fps=args.fps,
                      mapping=args.mapping, model=args.model, midi_backend=args.midi_backend, midi_port=args.midi_port,
                      midi_connect=args.midi_connect, osc=args.osc, osc_prefix=args.osc_prefix, control=args.control,
+                     control_allow=args.control_allow,
                      link=args.link, midi_clock=args.midi_clock, speed=args.speed, record=args.record,
                      seed=args.seed, preview=args.preview, faces=args.faces,
                      stop_at_end=getattr(args, "stop_at_end", False))

@@ -15,7 +15,7 @@ from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.udp_client import SimpleUDPClient
 
 from emobridge.errors import ControlAddressError, ControlServerError
-from emobridge.live.control import ControlServer, parse_control_address
+from emobridge.live.control import ControlServer, parse_allow_list, parse_control_address
 from emobridge.log import LogLimiter
 from emobridge.labels import EMOTIONS
 
@@ -328,3 +328,40 @@ def test_hostile_bundles_are_refused_quickly():
     for _ in range(3):
         nested = head + struct.pack(">i", len(nested)) + nested
     assert [m.address for m in parse_datagram(nested)] == [f"{P}/panic"]
+
+
+def send_from(source_ip: str, port: int, address: str) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind((source_ip, 0))
+        s.sendto(OscMessageBuilder(address=address).build().dgram, ("127.0.0.1", port))
+
+
+def test_an_allow_list_refuses_other_hosts_and_keeps_this_machine(caplog):
+    # Linux routes all of 127/8 to loopback: 127.0.0.2 stands in for another host on the network.
+    handler = Recorder()
+    server = ControlServer(handler, host="0.0.0.0", port=0, allow=parse_allow_list(["192.0.2.7"])).start()
+    try:
+        with caplog.at_level(logging.WARNING, logger="emobridge.live.control"):
+            send_from("127.0.0.2", server.port, f"{P}/panic")
+            send_from("127.0.0.1", server.port, f"{P}/pause")
+            settle(server, 2)
+        assert handler.snapshot() == [("pause",)]
+        assert server.refused == 1
+        assert "refused a datagram from 127.0.0.2" in caplog.text
+        assert "anyone who can reach" not in caplog.text
+    finally:
+        server.close()
+
+
+def test_binding_beyond_loopback_without_an_allow_list_warns(caplog):
+    with caplog.at_level(logging.WARNING, logger="emobridge.live.control"):
+        server = ControlServer(Recorder(), host="0.0.0.0", port=0).start()
+        server.close()
+    assert "takes commands (pause, panic, switch mappings) from anyone" in caplog.text
+    assert "--control-allow" in caplog.text
+
+
+def test_an_allow_list_host_that_does_not_resolve_is_a_clear_error():
+    with pytest.raises(ControlAddressError, match="--control-allow host 'no-such-host.invalid' does not resolve"):
+        parse_allow_list(["192.168.1.2,no-such-host.invalid"])
+    assert "192.168.1.2" in parse_allow_list(["192.168.1.2, 10.0.0.1"])

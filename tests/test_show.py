@@ -359,3 +359,26 @@ def test_the_watchdog_says_when_perception_stops_making_progress(tmp_path, caplo
     assert statuses == [("perception", 0), ("perception", 1)], statuses
     assert "perception has processed no frame" in caplog.text
     assert show.note_ons(), "the music stopped with perception"
+
+
+def cc_heavy(bpm: int, count: int = 24) -> str:
+    entries = "".join(f"  - {{source: valence, cc: {20 + i}, channel: {1 + i % 16}, rate: 1000}}\n" for i in range(count))
+    return fixed_tempo(bpm) + "cc:\n" + entries
+
+
+def test_a_thousand_switches_with_file_saves_and_heavy_ccs_raise_nothing(tmp_path, caplog):
+    """The race of two threads applying mappings is gone: one owner applies them, at the next bar."""
+    path = tmp_path / "live.yaml"
+    path.write_text(cc_heavy(100))
+    others = [write(tmp_path, cc_heavy(bpm), f"{bpm}.yaml") for bpm in (80, 120, 140)]
+    show = offline_show(happy_frames(), mapping=str(path))
+    actions = {1.0 + i * 0.01: (lambda i=i: show.daemon.set_mapping(others[i % 3])) for i in range(1000)}
+    actions.update({1.005 + k * 0.5: (lambda k=k: path.write_text(cc_heavy(90 + k))) for k in range(20)})
+    actions[11.5] = lambda: show.daemon.set_mapping(others[2])
+    play(show, 16.0, at=actions)
+    assert show.daemon.restarts == {}, "a thread failed"
+    assert "Traceback" not in caplog.text and "failed" not in caplog.text, caplog.text[-2000:]
+    tempos = [args[0] for _, args in show.music()]
+    assert tempos[-1] == 140.0, "the last switch did not win"
+    ccs = [s for s in show.port.snapshot() if s.kind == CONTROL_CHANGE and 20 <= s.message[1] < 44]
+    assert ccs, "the mappings' CCs were not sent"

@@ -34,8 +34,9 @@ from __future__ import annotations
 
 import logging
 import math
+import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from pythonosc.parsing import osc_types
@@ -65,6 +66,25 @@ class ControlHandler(Protocol):
     def set_mapping(self, name_or_path: str) -> None: ...
     def set_volume(self, scale: float) -> None: ...  # 0..2, already clamped
     def panic(self) -> None: ...
+
+
+LOOPBACK = frozenset({"127.0.0.1", "::1", "::ffff:127.0.0.1"})
+
+
+def parse_allow_list(hosts: Sequence[str]) -> frozenset[str]:
+    """``--control-allow`` values (host names or addresses, comma-separated or repeated) → the IP addresses
+    allowed to send commands, besides this machine's loopback. Each name is looked up once, here."""
+    allowed: set[str] = set()
+    for item in (h.strip() for text in hosts for h in text.split(",")):
+        if not item:
+            continue
+        try:
+            infos = socket.getaddrinfo(item.strip("[]"), None, type=socket.SOCK_DGRAM)
+        except (socket.gaierror, UnicodeError):
+            raise ControlAddressError(f"--control-allow host {item!r} does not resolve: give a host name or an IP "
+                                      "address, e.g. --control-allow 192.168.1.20") from None
+        allowed.update(info[4][0] for info in infos)
+    return frozenset(allowed)
 
 
 def parse_control_address(text: str, default_host: str = DEFAULT_HOST) -> tuple[str, int]:
@@ -185,8 +205,12 @@ class ControlServer:
     """The OSC control server; ``start()`` serves on a background thread until ``close()``."""
 
     def __init__(self, handler: ControlHandler, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
-                 prefix: str = "/emobridge", log_interval: float = 5.0):
+                 prefix: str = "/emobridge", log_interval: float = 5.0, allow: frozenset[str] | None = None):
         self.handler = handler
+        # None: anyone who can reach the port; else these addresses and this machine's loopback
+        self.allow = None if allow is None else frozenset(allow) | LOOPBACK
+        self.refused = 0  # datagrams from hosts not allowed
+        self.warn_refused = LogLimiter(log, log_interval)
         self.prefix = "/" + prefix.strip("/") + "/control" if prefix.strip("/") else "/control"
         self.commands: dict[str, Callable[[tuple], None]] = {
             "pause": self._pause, "resume": self._resume, "playing": self._playing,
@@ -219,6 +243,9 @@ class ControlServer:
                                        name="osc-control", daemon=True)
         self.thread.start()
         log.info("OSC control listening on %s:%d (%s/…)", self.host, self.port, self.prefix)
+        if self.allow is None and self.host not in LOOPBACK and self.host != "localhost":
+            log.warning("OSC control on %s:%d takes commands (pause, panic, switch mappings) from anyone who can "
+                        "reach this machine; limit it with --control-allow HOST[,HOST...]", self.host, self.port)
         return self
 
     def close(self) -> None:
@@ -237,6 +264,10 @@ class ControlServer:
     # --- packets -------------------------------------------------------------
     def _packet(self, data: bytes, client: tuple[str, int]) -> None:
         self.received += 1
+        if self.allow is not None and _host(client) not in self.allow:
+            self.refused += 1
+            self.warn_refused("OSC control: refused a datagram from %s, which is not in --control-allow", _client(client))
+            return
         try:
             messages = parse_datagram(data)
         except (_Malformed, RecursionError):
@@ -317,6 +348,13 @@ class ControlServer:
         if _pressed(args):
             self._note("panic", "remote: panic")
             self.handler.panic()
+
+
+def _host(client: tuple[str, int] | Any) -> str:
+    try:
+        return str(client[0])
+    except (TypeError, IndexError):
+        return "?"
 
 
 def _client(client: tuple[str, int] | Any) -> str:

@@ -31,6 +31,7 @@ import numpy as np
 
 from ..errors import MappingError
 from ..labels import EMOTIONS
+from ..log import LogLimiter
 from ..mapping import Mapping, MappingWatcher
 from ..music.composer import Composer
 from ..music.params import Bar
@@ -87,7 +88,9 @@ class Daemon:
         self.stop = threading.Event()
         self.started = threading.Event()  # set once every thread runs (in-process tests start their script then)
         self.signals = SignalFlags()
-        self.requests: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()  # run by the main thread
+        # run by the main thread: a callable, or the name/path of a mapping to switch to
+        self.requests: queue.SimpleQueue[Callable[[], None] | str] = queue.SimpleQueue()
+        self.warn_switch = LogLimiter(log, 5.0, logging.ERROR)
         self.forced: EmotionState | None = None  # an emotion forced from the control surface, or None
         self.fanout = Fanout(parts.osc, parts.extras, parts.recorder, config.speed)
         self.conductor = Conductor(Composer(parts.mapping, seed=config.seed))
@@ -185,7 +188,7 @@ class Daemon:
         if self.parts.control_address is None:
             return None
         host, port = self.parts.control_address
-        control = ControlServer(self, host, port, prefix=self.config.osc_prefix).start()
+        control = ControlServer(self, host, port, prefix=self.config.osc_prefix, allow=self.parts.control_allow).start()
         log.info("OSC control on %s:%d (%s/control/...)", host, control.port, self.config.osc_prefix)
         return control
 
@@ -228,12 +231,20 @@ class Daemon:
             self.stop.set()
 
     def _serve_requests(self) -> None:
+        """Run what other threads asked for; of several mapping switches queued since the last turn only the
+        newest is loaded (each would only replace the one before at the same bar line)."""
+        switch: str | None = None
         while True:
             try:
                 request = self.requests.get_nowait()
             except queue.Empty:
-                return
-            request()
+                break
+            if isinstance(request, str):
+                switch = request
+            else:
+                request()
+        if switch is not None:
+            self._switch_mapping(switch)
 
     def _watch(self) -> None:
         """The watchdog: say what went wrong on other threads (they only count it or queue it) and notice a
@@ -349,7 +360,7 @@ class Daemon:
         try:
             mapping = self.parts.load_mapping(name_or_path)
         except MappingError as error:
-            log.error("mapping not switched: %s", error)
+            self.warn_switch("mapping not switched: %s", error)
             return
         self.watcher = MappingWatcher(name_or_path)
         self._apply_mapping(mapping)
@@ -384,7 +395,7 @@ class Daemon:
         self.forced = None if name is None else EmotionState.fixed(name, self.clock())
 
     def set_mapping(self, name_or_path: str) -> None:
-        self.requests.put(lambda: self._switch_mapping(name_or_path))
+        self.requests.put(name_or_path)
 
     def set_volume(self, scale: float) -> None:
         self.player.velocity_scale = max(0.0, min(2.0, scale))

@@ -21,7 +21,7 @@ from ..outputs.ports import MidiPort
 from ..perception.chain import Perception
 from ..perception.sources import FrameSource
 from .clock import SYSTEM_CLOCK, Clock
-from .control import parse_control_address
+from .control import parse_allow_list, parse_control_address
 
 
 @dataclass
@@ -41,6 +41,7 @@ class RunConfig:
     osc: list[str] = field(default_factory=list)
     osc_prefix: str = "/emobridge"
     control: str | None = None  # [HOST:]PORT of the OSC control server; None: off
+    control_allow: list[str] = field(default_factory=list)  # hosts that may send control commands (+ loopback)
     link: bool = False  # share the tempo with Ableton Link peers
     midi_clock: bool = False  # send MIDI clock, Start/Stop and Song Position on the port
     speed: float = 1.0  # music clock speed-up, for soak tests
@@ -69,6 +70,7 @@ class Parts:
     preview: Any = None                       # live.preview.PreviewWindow, with --preview
     clock: Clock = SYSTEM_CLOCK
     control_address: tuple[str, int] | None = None
+    control_allow: frozenset[str] | None = None  # None: any host may control
     load_mapping: Callable[[str], Mapping] = load_mapping
     make_osc: Callable[[Sequence[OscTargetSpec]], OscSender] = OscSender
 
@@ -88,6 +90,7 @@ def build_parts(config: RunConfig) -> Parts:
     cli_targets = [parse_target(t) for t in config.osc]
     make_osc = functools.partial(OscSender, prefix=config.osc_prefix)
     control_address = parse_control_address(config.control) if config.control else None
+    control_allow = parse_allow_list(config.control_allow) if config.control_allow else None
     camera = None if (config.video or config.images) else config.camera
     reopen = functools.partial(open_source, camera=camera, video=config.video, images=config.images,
                                loop=config.loop, fps=config.fps, size=config.size)
@@ -98,7 +101,7 @@ def build_parts(config: RunConfig) -> Parts:
     return Parts(mapping=mapping, perception=perception, source=source, open_source=reopen, port=port,
                  osc=make_osc(cli_targets + list(mapping.osc)), cli_targets=cli_targets, extras=extras,
                  recorder=recorder, watcher=MappingWatcher(config.mapping), preview=preview,
-                 control_address=control_address, make_osc=make_osc)
+                 control_address=control_address, control_allow=control_allow, make_osc=make_osc)
 
 
 def _open_preview() -> Any:

@@ -62,13 +62,28 @@ def control_value(spec: ControlSpec, value: float) -> int:
     return max(0, min(127, round(spec.out[0] + (spec.out[1] - spec.out[0]) * y)))
 
 
-class ControlMapper:
-    """Per-entry last value and send time; :meth:`update` says what to send now."""
+# CC messages per second from all entries together. A DIN cable carries about 1,000 three-byte messages a
+# second and a DAW's MIDI input queue not much more; half of that leaves the notes their share.
+TOTAL_RATE = 500.0
+BURST_SECONDS = 0.1  # the budget a quiet spell saves up: 50 messages at once at most
 
-    def __init__(self, controls: tuple[ControlSpec, ...] | Mapping):
+
+class ControlMapper:
+    """Per-entry last value and send time; :meth:`update` says what to send now.
+
+    Besides each entry's own ``rate``, all entries together send at most *total_rate* messages a
+    second: entries beyond the budget keep their change for the next update, taken in turn, so a
+    mapping with hundreds of entries slows its CCs down instead of flooding the DAW.
+    """
+
+    def __init__(self, controls: tuple[ControlSpec, ...] | Mapping, total_rate: float = TOTAL_RATE):
         self._specs: tuple[ControlSpec, ...] = ()
         self._sent: list[int | None] = []
         self._when: list[float | None] = []
+        self.total_rate = total_rate
+        self._budget = total_rate * BURST_SECONDS
+        self._budget_at: float | None = None
+        self._next = 0  # the entry the next update looks at first, so every entry gets its turn
         self.set_controls(controls)
 
     @property
@@ -85,8 +100,15 @@ class ControlMapper:
 
     def update(self, state: EmotionState, params: MusicParams, now: float) -> list[tuple[int, int, int]]:
         """``(channel 0-15, cc, value)`` for every entry whose value changed and whose rate allows it at *now* (s)."""
+        self._refill(now)
         messages = []
-        for index, spec in enumerate(self._specs):
+        count = len(self._specs)
+        for turn in range(count):
+            if self._budget < 1.0:
+                self._next = (self._next + turn) % count
+                return messages
+            index = (self._next + turn) % count
+            spec = self._specs[index]
             when = self._when[index]
             if when is not None and now - when < 1.0 / spec.rate - 1e-9:
                 continue
@@ -94,7 +116,14 @@ class ControlMapper:
             if value != self._sent[index]:
                 messages.append((spec.channel, spec.cc, value))
                 self._sent[index], self._when[index] = value, now
+                self._budget -= 1.0
         return messages
+
+    def _refill(self, now: float) -> None:
+        cap = self.total_rate * BURST_SECONDS
+        if self._budget_at is not None:
+            self._budget = min(cap, self._budget + (now - self._budget_at) * self.total_rate)
+        self._budget_at = now
 
     def reset(self) -> None:
         """Forget what was sent (after a panic or a port reconnect), so every value goes out again."""

@@ -19,7 +19,7 @@ from .train.__main__ import add_arguments as add_train_arguments
 # Each command loads what it needs (OpenCV, onnxruntime, numpy, torch) when it runs, so that
 # `emobridge --help` and argparse's errors come at once.
 if TYPE_CHECKING:
-    from .live.daemon import RunConfig
+    from .live.wiring import RunConfig
 
 log = logging.getLogger("emobridge")
 
@@ -85,7 +85,7 @@ def parse_fps(text: str) -> float:
 
 def run_config_from_args(args: argparse.Namespace) -> RunConfig:
     """The RunConfig that ``run`` (and ``demo``) parsed options describe."""
-    from .live.daemon import RunConfig
+    from .live.wiring import RunConfig
 
     return RunConfig(camera=args.camera, video=args.video, images=args.images, loop=args.loop, fast=args.fast,
                      size=args.size, fps=args.fps,

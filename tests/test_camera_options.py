@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import subprocess
-from types import SimpleNamespace
 
 import cv2
 import numpy as np
 import pytest
 
 from emobridge.cli import build_parser, run_config_from_args
-from emobridge.live.daemon import Daemon
+from emobridge.live.wiring import source_opener
 from emobridge.perception.sources import ImageFolderSource
 from running import emobridge, unique_port
 
@@ -64,7 +63,7 @@ def test_fps_reaches_the_image_folder(tmp_path):
     for i in range(3):
         assert cv2.imwrite(str(tmp_path / f"f{i}.png"), np.full((8, 8), 50 * i, np.uint8))
     config = run_config_from_args(parse("--images", str(tmp_path), "--fps", "20"))
-    with Daemon._open_source(SimpleNamespace(config=config)) as source:
+    with source_opener(config)() as source:
         assert isinstance(source, ImageFolderSource)
         assert [frame.time for frame in source] == pytest.approx([0.0, 0.05, 0.1])
 

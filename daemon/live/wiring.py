@@ -81,7 +81,6 @@ def build_parts(config: RunConfig) -> Parts:
 
     from ..perception.emotion import EmotionClassifier
     from ..perception.smoothing import EmotionSmoother
-    from ..perception.sources import open_source
 
     cv2.setNumThreads(1)  # the perception chain is fastest on one thread, and leaves the other cores to the DAW
     mapping = load_mapping(config.mapping)
@@ -91,9 +90,7 @@ def build_parts(config: RunConfig) -> Parts:
     make_osc = functools.partial(OscSender, prefix=config.osc_prefix)
     control_address = parse_control_address(config.control) if config.control else None
     control_allow = parse_allow_list(config.control_allow) if config.control_allow else None
-    camera = None if (config.video or config.images) else config.camera
-    reopen = functools.partial(open_source, camera=camera, video=config.video, images=config.images,
-                               loop=config.loop, fps=config.fps, size=config.size)
+    reopen = source_opener(config)
     source = reopen()
     preview = _open_preview() if config.preview else None  # before the port: no display fails the start
     port, recorder = _open_port(config)
@@ -102,6 +99,15 @@ def build_parts(config: RunConfig) -> Parts:
                  osc=make_osc(cli_targets + list(mapping.osc)), cli_targets=cli_targets, extras=extras,
                  recorder=recorder, watcher=MappingWatcher(config.mapping), preview=preview,
                  control_address=control_address, control_allow=control_allow, make_osc=make_osc)
+
+
+def source_opener(config: RunConfig) -> Callable[[], FrameSource]:
+    """What opens the configured camera, file or folder (again, after it was lost)."""
+    from ..perception.sources import open_source
+
+    camera = None if (config.video or config.images) else config.camera
+    return functools.partial(open_source, camera=camera, video=config.video, images=config.images,
+                             loop=config.loop, fps=config.fps, size=config.size)
 
 
 def _open_preview() -> Any:

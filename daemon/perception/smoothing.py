@@ -19,6 +19,14 @@ from ..labels import NO_FACE_POLICIES
 NEUTRAL = EMOTIONS.index("neutral")
 PRESENCE_RETURN = 0.5  # seconds for the music to come back to full level once a face is seen again
 
+# The allowed range of each number in a SmoothingConfig: seconds, but hysteresis is a probability
+# margin. The mapping's smoothing: section declares its keys with these same limits, so a mapping
+# file and a SmoothingConfig built in code refuse the same values.
+SMOOTHING_LIMITS: dict[str, tuple[float, float]] = {
+    "attack": (0.0, 10.0), "release": (0.0, 10.0), "hysteresis": (0.0, 0.5),
+    "confirm": (0.0, 5.0), "min_hold": (0.0, 30.0), "no_face_fade": (0.0, 60.0),
+}
+
 
 @dataclass(frozen=True)
 class SmoothingConfig:
@@ -44,12 +52,10 @@ class SmoothingConfig:
     def __post_init__(self) -> None:
         if self.no_face not in NO_FACE_POLICIES:
             raise ValueError(f"smoothing no_face must be one of {', '.join(NO_FACE_POLICIES)}, got {self.no_face!r}")
-        for name in ("attack", "release", "confirm", "min_hold", "no_face_fade"):
+        for name, (low, high) in SMOOTHING_LIMITS.items():
             value = getattr(self, name)
-            if not 0.0 <= value <= 60.0:
-                raise ValueError(f"smoothing {name} must be 0 to 60 seconds, got {value}")
-        if not 0.0 <= self.hysteresis < 1.0:
-            raise ValueError(f"smoothing hysteresis must be 0 to below 1, got {self.hysteresis}")
+            if not low <= value <= high:
+                raise ValueError(f"smoothing {name} must be {low:g} to {high:g}, got {value}")
 
 
 class EmotionSmoother:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 import pytest
@@ -9,7 +10,8 @@ import yaml
 
 from emobridge.labels import EMOTIONS
 from emobridge.errors import MappingError
-from emobridge.mapping import default_mapping_text, load_mapping, parse_mapping
+from emobridge.mapping import PART_NAMES, default_mapping_text, describe_mapping, keys, load_mapping, parse_mapping
+from emobridge.perception.smoothing import SmoothingConfig
 
 FULL_HAPPY = ("{tempo: [110, 130], mode: major, progression: [I, IV, V, I], pitch_range: [60, 80], "
               "velocity: [70, 100], density: 8, rhythm: regular}")
@@ -181,3 +183,126 @@ def test_a_huge_file_is_refused_quickly(tmp_path):
         load_mapping(huge)
     assert "huge.yaml" in str(error.value) and "MB" in str(error.value)
     assert time.monotonic() - started < 5
+
+
+# --- the declaration's limits are the ones enforced ---
+
+def _limit_base() -> dict:
+    """A stand-alone file where only the limits of single keys can refuse a value: one low-density,
+    mid-register style for every emotion (any octave and bar length fit) and the melody as the only part."""
+    raw = yaml.safe_load(default_mapping_text())
+    for style in raw["emotions"].values():
+        style.update(pitch_range=[60, 72], density=1)
+    raw["parts"] = {name: {"enabled": name == "melody"} for name in PART_NAMES}
+    return raw
+
+
+def _numeric(kind: keys.Kind) -> bool:
+    """Whether the kind has numeric limits: a range, or a list's length."""
+    return isinstance(kind, (keys.Number, keys.Integer, keys.Pair, keys.ListOf))
+
+
+def _past(kind: keys.Kind, end: float, direction: int) -> float:
+    """The first value beyond *end* in *direction* (-1, +1): the next whole number, or the next float."""
+    whole = isinstance(kind, keys.Integer) or isinstance(kind, keys.Pair) and kind.whole
+    return end + direction if whole else math.nextafter(end, direction * math.inf)
+
+
+def _edges(kind: keys.Kind) -> list[tuple[object, str, bool]]:
+    """(value, where an error names it after the key's path, accepted?) at both ends of a kind's limits."""
+    if isinstance(kind, keys.Numeral):
+        return [("I", "", True)]  # no range, just an item for a list of them
+    if isinstance(kind, keys.ListOf):
+        first = _edges(kind.item)[0][0]
+        return [([value], "" if ok else "[0]", ok) for value, _, ok in _edges(kind.item)] + \
+            [([], "", False), ([first] * kind.most, "", True), ([first] * (kind.most + 1), "", False)]
+    if isinstance(kind, keys.Pair):
+        low, high, middle = kind.low, kind.high, (kind.low + kind.high) // 2
+        return [([low, middle], "", True), ([middle, high], "", True),
+                ([_past(kind, low, -1), middle], "[0]", False), ([middle, _past(kind, high, 1)], "[1]", False)]
+    beats = keys.TOP.model_default(keys.TOP.key("beats_per_bar"))
+    low, high = kind.limits(beats) if isinstance(kind, keys.Number) else (kind.low, kind.high)
+    return [(low, "", True), (high, "", True), (_past(kind, low, -1), "", False), (_past(kind, high, 1), "", False)]
+
+
+def _limit_cases() -> list[tuple[str, object, str, bool]]:
+    """(key path, value, path an error must name, accepted?) for every numeric or nullable key declared.
+
+    A section used by several names (the seven emotions) is tried under the first of them.
+    """
+    cases = []
+    for top in keys.TOP.keys:
+        kind = top.kind
+        if isinstance(kind, keys.Table):
+            tables = {top.name: kind.section.keys}
+        elif isinstance(kind, keys.Entries):
+            tables = {f"{top.name}[0]": kind.section.keys}
+        elif isinstance(kind, keys.Named):
+            first = {section: name for name, section in reversed(kind.sections.items())}
+            tables = {f"{top.name}.{name}": section.keys for section, name in first.items()}
+        else:
+            tables = {"": (top,)}
+        for path, table in tables.items():
+            for key in table:
+                key_path = f"{path}.{key.name}" if path else key.name
+                if _numeric(key.kind):
+                    cases += [(key_path, value, key_path + where, ok) for value, where, ok in _edges(key.kind)]
+                if key.nullable:
+                    cases.append((key_path, None, key_path, True))
+    return cases
+
+
+def _with(raw: dict, key_path: str, value: object) -> dict:
+    """*raw* with *value* at *key_path* ("faces.max", "cc[0].rate", "parts.bass.octave")."""
+    *tables, key = key_path.split(".")
+    node = raw
+    for table in tables:
+        if table == "cc[0]":
+            raw["cc"] = [{"source": "valence", "cc": 1, "channel": 1}]
+            node = raw["cc"][0]
+        else:
+            node = node.setdefault(table, {})
+    node[key] = value
+    return raw
+
+
+@pytest.mark.parametrize("key_path, value, error_path, accepted", _limit_cases(),
+                         ids=[f"{case[0]}={case[1]!r}" for case in _limit_cases()])
+def test_every_declared_limit_is_the_one_enforced(key_path, value, error_path, accepted):
+    """Derived from the declaration: each end of every numeric range is accepted, a step past it refused."""
+    text = yaml.safe_dump(_with(_limit_base(), key_path, value))
+    if accepted:
+        parse_mapping(text, "edge.yaml")
+    else:
+        with pytest.raises(MappingError) as caught:
+            parse_mapping(text, "edge.yaml")
+        assert caught.value.path == error_path, str(caught.value)
+
+
+def test_the_limit_cases_cover_every_numeric_key():
+    """The walk above reaches every section: no numeric key goes untested."""
+    tested = {path.split(".")[-1] for path, *_ in _limit_cases()}
+    declared = {key.name for section in keys.sections() for key in section.keys if _numeric(key.kind)}
+    assert declared <= tested
+
+
+def test_smoothing_config_refuses_what_the_mapping_refuses():
+    """perception cannot read the mapping, so both read SMOOTHING_LIMITS: the two checks agree at every edge."""
+    for key in keys.SMOOTHING.keys:
+        if not isinstance(key.kind, keys.Number):
+            continue
+        for value, _, accepted in _edges(key.kind):
+            if accepted:
+                SmoothingConfig(**{key.field: value})
+            else:
+                with pytest.raises(ValueError):
+                    SmoothingConfig(**{key.field: value})
+
+
+def test_the_model_defaults_are_inside_the_declared_limits():
+    """What a stand-alone file gets for the keys it leaves out passes the same checks when written out."""
+    raw = yaml.safe_load(default_mapping_text())
+    minimal = {"extends": "none", "emotions": {name: {key: style[key] for key in keys.EMOTION.required}
+                                               for name, style in raw["emotions"].items()}}
+    mapping = parse_mapping(yaml.safe_dump(minimal), "minimal.yaml")
+    assert parse_mapping(describe_mapping(mapping), "minimal.yaml") == mapping

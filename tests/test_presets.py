@@ -9,6 +9,8 @@ import pytest
 
 from emobridge.labels import EMOTIONS
 from emobridge.mapping import CC_SOURCES, MappingWatcher, default_mapping_text, describe_mapping, list_presets, load_mapping, mapping_path, parse_mapping, preset_is_faithful
+from emobridge.mapping import keys
+from emobridge.mapping.describe import plain_number
 from emobridge.errors import MappingError
 from emobridge.music.composer import params_for
 from emobridge.music.controls import ControlMapper, control_value, shape
@@ -194,10 +196,51 @@ def test_mapper_keeps_state_of_unchanged_entries_on_reload():
     assert mapper.update(state, params, 1.0) == [(0, 2, 0)]
 
 
-def test_every_key_of_the_language_is_documented_in_default_yaml():
-    from emobridge.mapping import model as language
+def _declared_keys() -> list[tuple[str, keys.Key | None]]:
+    """(top-level key, key of its section or None for the top-level key itself) for every declared key."""
+    found: list[tuple[str, keys.Key | None]] = []
+    for top in keys.TOP.keys:
+        kind = top.kind
+        nested = [kind.section] if isinstance(kind, (keys.Table, keys.Entries)) else \
+            list(kind.sections.values()) if isinstance(kind, keys.Named) else []
+        found.append((top.name, None))
+        found += list(dict.fromkeys((top.name, key) for section in nested for key in section.keys))
+    return found
+
+
+def _documentation(top_key: str, key: str | None) -> str:
+    """What default.yaml says about *key* of the section *top_key* (None: of *top_key* itself), in one line.
+
+    The file has a part per top-level key, each from a "# ---" header; a top-level key starts its line,
+    a key of a section is indented, in a comment ("#   tempo:") or in the section itself ("  attack:").
+    Its text runs from there to the next line that starts with a key.
+    """
     text = default_mapping_text()
-    for keys in (language._TOP_KEYS, language._EMOTION_KEYS, language._PART_KEYS, language._TRANSITION_KEYS,
-                 language._HUMANIZE_KEYS, language._CC_KEYS):
-        for key in keys:
-            assert re.search(rf"^#?\s+{key}:|^{key}:", text, re.MULTILINE), key
+    part = next(chunk for chunk in re.split(r"^# ---.*$", text, flags=re.MULTILINE)
+                if re.search(rf"^{top_key}:", chunk, re.MULTILINE))
+    start = re.search(rf"^{top_key}:" if key is None else rf"^#?\s{{2,}}{key}:", part, re.MULTILINE)
+    assert start, f"{top_key} {key or ''} is not documented in default.yaml"
+    end = re.compile(r"^#?\s*\w+:", re.MULTILINE).search(part, start.end())
+    return " ".join(part[start.start():end.start() if end else None].replace("#", " ").split())
+
+
+def _range_words(kind: keys.Kind) -> str | None:
+    """How default.yaml states a numeric kind's limits: "LOW to HIGH"."""
+    if isinstance(kind, keys.ListOf):
+        return _range_words(kind.item)
+    if not isinstance(kind, (keys.Number, keys.Integer, keys.Pair)):
+        return None
+    per_beat = " x beats_per_bar" if getattr(kind, "per_beat", False) else ""
+    return f"{plain_number(kind.low)} to {plain_number(kind.high)}{per_beat}"
+
+
+@pytest.mark.parametrize("top_key, key", _declared_keys(),
+                         ids=[f"{top}.{key.name}" if key else top for top, key in _declared_keys()])
+def test_every_key_of_the_language_is_documented_in_default_yaml(top_key, key):
+    """Every declared key has its text in default.yaml, and that text states the declared range or choices."""
+    words = _documentation(top_key, key and key.name)
+    key = key or keys.TOP.key(top_key)
+    if _range_words(key.kind):
+        assert _range_words(key.kind) in words, words
+    for option in getattr(key.kind, "options", ()):
+        assert re.search(rf"\b{option}\b", words), (option, words)

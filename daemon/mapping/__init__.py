@@ -2,9 +2,10 @@
 
 A mapping file is read into frozen dataclasses (:mod:`.model`) and checked completely before
 anything plays (:mod:`.parse`): a bad file raises :class:`MappingError` with one line that names
-the file, the key path and what is allowed there. Files and presets are found and watched for
-hot reload in :mod:`.files`; :mod:`.describe` writes a mapping back as YAML. The keys
-themselves are documented in ``mappings/default.yaml``.
+the file, the key path and what is allowed there. Every key, with its limits, is declared once
+in :mod:`.keys`, which the checks and :mod:`.describe` (a mapping written back as YAML) walk.
+Files and presets are found and watched for hot reload in :mod:`.files`. The keys are
+documented for users in ``mappings/default.yaml``.
 """
 
 from .describe import describe_mapping

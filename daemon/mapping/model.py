@@ -1,13 +1,12 @@
 """The mapping language's model: the frozen dataclasses a mapping file is read into, and their vocabularies.
 
-A mapping file is read into these dataclasses and checked completely before anything plays
-(:mod:`.parse`); the keys themselves are documented in ``mappings/default.yaml``.
+A field's default is what a stand-alone file (``extends: none``) gets when it leaves the key
+out; the keys, their limits and their help are declared in :mod:`.keys`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from ..labels import EMOTIONS
 from .osc_targets import OscTargetSpec
@@ -15,40 +14,16 @@ from ..perception.smoothing import SmoothingConfig
 
 PART_NAMES: tuple[str, ...] = ("melody", "chords", "bass", "drums")
 RHYTHMS: tuple[str, ...] = ("regular", "irregular")
-DEFAULT_SOURCE = "default"
-
-_TOP_KEYS = ("extends", "key", "beats_per_bar", "transition", "humanize", "emotions", "parts", "cc", "smoothing", "osc",
-             "faces")
-_EMOTION_KEYS = ("tempo", "mode", "progression", "pitch_range", "velocity", "density", "rhythm",
-                 "articulation", "leap", "key")
 CHANGE_AT: tuple[str, ...] = ("bar", "phrase")
 BLENDS: tuple[str, ...] = ("probabilities", "argmax")
 CURVES: tuple[str, ...] = ("linear", "exponential", "step")
-_TRANSITION_KEYS = ("tempo_glide_beats", "change_at", "blend")
-_HUMANIZE_KEYS = ("timing_ms", "velocity")
-_SMOOTHING_KEYS = ("attack", "release", "hysteresis", "confirm", "min_hold", "no_face_fade", "no_face")
-_FACES_KEYS = ("follow", "max", "channels", "octave", "velocity_scale", "program")
-_CC_KEYS = ("source", "cc", "channel", "range", "out", "curve", "steps", "rate")
-_CC_REQUIRED = ("source", "cc", "channel")
+DEFAULT_SOURCE = "default"
 # Where each control source lives and its natural range (the default of a cc entry's "range").
 CC_SOURCES: dict[str, tuple[float, float]] = {
     "valence": (-1.0, 1.0), "arousal": (-1.0, 1.0), "confidence": (0.0, 1.0),
     **{name: (0.0, 1.0) for name in EMOTIONS},
     "tempo": (40.0, 200.0), "density": (0.0, 1.0),
 }
-_NOTE_SPELLING = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
-_EMOTION_REQUIRED = _EMOTION_KEYS[:7]
-_PART_KEYS = ("channel", "enabled", "octave", "velocity_scale", "articulation", "program", "bank")
-_DRUM_KEYS = ("channel", "enabled", "velocity_scale", "program", "bank")  # drum notes are fixed GM sounds: no octave
-
-# What a part is when a stand-alone file (extends: none) leaves it out; channels as musicians count.
-_PART_DEFAULTS: dict[str, dict[str, Any]] = {
-    "melody": {"channel": 1, "enabled": True, "octave": 0, "velocity_scale": 1.0, "articulation": 1.0, "program": None},
-    "chords": {"channel": 2, "enabled": True, "octave": -1, "velocity_scale": 0.75, "articulation": 1.0, "program": None},
-    "bass": {"channel": 3, "enabled": True, "octave": -2, "velocity_scale": 0.9, "articulation": 1.0, "program": None},
-    "drums": {"channel": 10, "enabled": False, "velocity_scale": 0.85, "program": None},
-}
-_EMOTION_DEFAULTS = {"articulation": 0.8, "leap": 0.15}
 
 
 @dataclass(frozen=True)
@@ -62,8 +37,8 @@ class EmotionStyle:
     velocity: tuple[int, int]       # MIDI velocity low..high; accents reach the top, the spread is the swing
     density: float                  # melody notes per bar
     rhythm: str                     # "regular" (metric grid) or "irregular" (displaced onsets)
-    articulation: float             # sounding length over the gap to the next note: 1 legato, ~0.4 staccato
-    leap: float                     # chance that a melody move is a leap (a fourth or more) instead of a step
+    articulation: float = 0.8       # sounding length over the gap to the next note: 1 legato, ~0.4 staccato
+    leap: float = 0.15              # chance that a melody move is a leap (a fourth or more) instead of a step
     tonic: int | None = None        # this emotion's own key (pitch class 0-11); None: the mapping's key
 
 
@@ -80,8 +55,8 @@ class Transition:
 class Humanize:
     """Small random deviations from the grid; zero for both gives the exact grid."""
 
-    timing_ms: float = 0.0          # standard deviation of onset shifts, milliseconds (0-50)
-    velocity: float = 0.0           # standard deviation of velocity changes (0-30)
+    timing_ms: float = 0.0          # standard deviation of onset shifts, milliseconds
+    velocity: float = 0.0           # standard deviation of velocity changes, velocity steps
 
     @property
     def enabled(self) -> bool:
@@ -93,13 +68,13 @@ class ControlSpec:
     """One ``cc:`` entry: a continuous source sent as a MIDI control change."""
 
     source: str                     # a key of CC_SOURCES
-    cc: int                         # controller number 0-127
+    cc: int                         # controller number
     channel: int                    # 0-15 (the YAML counts 1-16)
     range: tuple[float, float]      # source values mapped to the ends of *out* (clamped outside)
-    out: tuple[int, int]            # CC values at range low and range high (high < low inverts)
-    curve: str                      # linear, exponential or step
-    steps: int                      # levels of a step curve (2-128)
-    rate: float                     # at most this many messages per second (Hz)
+    out: tuple[int, int] = (0, 127)  # CC values at range low and range high (high < low inverts)
+    curve: str = "linear"           # a name in CURVES
+    steps: int = 4                  # levels of a step curve
+    rate: float = 20.0              # at most this many messages per second (Hz)
 
 
 @dataclass(frozen=True)
@@ -113,7 +88,7 @@ class PartConfig:
     velocity_scale: float     # multiplies the emotion's velocities, so parts sit in a balance
     program: int | None       # GM program 0-127 sent before the first note (the YAML counts 1-128); None: leave it
     articulation: float = 1.0  # multiplies the emotion's articulation (never past the next onset); drums: 1
-    bank: int | None = None    # bank 0-16383 selected (CC 0 + CC 32) before the program; None: leave it
+    bank: int | None = None    # bank selected (CC 0 + CC 32) before the program; None: leave it
 
 
 @dataclass(frozen=True)
@@ -136,13 +111,22 @@ class FacesConfig:
                      for channel in self.channels[:self.max_faces])
 
 
+# What a part is when a stand-alone file leaves it out (drums have no octave or articulation of their own).
+PART_DEFAULTS: dict[str, PartConfig] = {part.name: part for part in (
+    PartConfig("melody", channel=0, enabled=True, octave=0, velocity_scale=1.0, program=None),
+    PartConfig("chords", channel=1, enabled=True, octave=-1, velocity_scale=0.75, program=None),
+    PartConfig("bass", channel=2, enabled=True, octave=-2, velocity_scale=0.9, program=None),
+    PartConfig("drums", channel=9, enabled=False, octave=0, velocity_scale=0.85, program=None),
+)}
+
+
 @dataclass(frozen=True)
 class Mapping:
-    tonic: int                          # pitch class 0-11 of the key
-    beats_per_bar: int
     emotions: dict[str, EmotionStyle]   # all seven, keyed by the names in labels.EMOTIONS
-    parts: tuple[PartConfig, ...]       # in PART_NAMES order
     source: str                         # the file it came from, or "default"
+    tonic: int = 0                      # pitch class 0-11 of the key
+    beats_per_bar: int = 4
+    parts: tuple[PartConfig, ...] = tuple(PART_DEFAULTS.values())  # in PART_NAMES order
     transition: Transition = Transition()
     humanize: Humanize = Humanize()
     controls: tuple[ControlSpec, ...] = ()  # the cc: entries, in file order
@@ -164,9 +148,3 @@ class Mapping:
 
     def part(self, name: str) -> PartConfig:
         return next(part for part in self.parts if part.name == name)
-
-
-
-def _number(value: float) -> int | float:
-    """Whole floats as ints, so the description reads like the file a person would write."""
-    return int(value) if float(value).is_integer() else round(float(value), 4)

@@ -2,12 +2,14 @@
 
 A file is merged over the packaged default (``extends: default``, the default), so it only
 needs the keys it changes; ``extends: none`` makes a file stand alone, and then every emotion
-must be given.
+must be given. Which keys there are, their limits and the words of every error come from the
+declaration in :mod:`.keys`; the checks across keys (channels, registers) are here.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import importlib.resources
 import reprlib
 from collections.abc import Sequence
@@ -16,17 +18,16 @@ from typing import Any
 
 import yaml
 
-from ..labels import EMOTIONS
-from ..theory import MODES, ROMAN_HELP, parse_note_name, parse_roman
-from .osc_targets import targets_from_yaml
-from ..labels import NO_FACE_POLICIES
-from ..perception.smoothing import SmoothingConfig
-from ..labels import FOLLOW_MODES
 from ..errors import MappingError
-from .model import (BLENDS, CC_SOURCES, CHANGE_AT, CURVES, DEFAULT_SOURCE, PART_NAMES, RHYTHMS, ControlSpec,
-                    EmotionStyle, FacesConfig, Humanize, Mapping, PartConfig, Transition, _CC_KEYS, _CC_REQUIRED,
-                    _DRUM_KEYS, _EMOTION_DEFAULTS, _EMOTION_KEYS, _EMOTION_REQUIRED, _FACES_KEYS, _HUMANIZE_KEYS,
-                    _PART_DEFAULTS, _PART_KEYS, _SMOOTHING_KEYS, _TOP_KEYS, _TRANSITION_KEYS, _number)
+from ..theory import ROMAN_HELP, parse_note_name, parse_roman
+from .describe import plain_number
+from .keys import (TOP, Boolean, Choice, Entries, Integer, Key, Kind, ListOf, Named, Note, Number, Numeral,
+                   OscTargets, Pair, Section, Table)
+from .model import DEFAULT_SOURCE, EmotionStyle, FacesConfig, Mapping, PartConfig
+from .osc_targets import targets_from_yaml
+
+EXTENDS = TOP.key("extends")
+NOTE_ALLOWED = "a note name such as C, F#, Bb, or a pitch class 0-11"
 
 
 def parse_mapping(text: str, source: str) -> Mapping:
@@ -34,13 +35,10 @@ def parse_mapping(text: str, source: str) -> Mapping:
     raw = _read_yaml(text, source)
     if isinstance(raw.get("faces"), str):  # the short form, faces: each
         raw["faces"] = {"follow": raw["faces"]}
-    extends = raw.pop("extends", "default")
-    if extends == "default":
+    builder = _Builder(source)
+    if builder.key(EXTENDS, raw.pop(EXTENDS.name, "default"), EXTENDS.name) == "default":
         raw = _merge(_default_raw(), raw, source, "")
-    elif extends != "none":
-        raise MappingError(source, "extends", f"got {_show(extends)}",
-                           "default (merge over the packaged default) or none (stand-alone file)")
-    return _Builder(source).mapping(raw)
+    return builder.mapping(raw)
 
 
 @lru_cache(maxsize=1)
@@ -69,10 +67,10 @@ def _read_yaml(text: str, source: str) -> dict[str, Any]:
         raise MappingError(source, where, f"invalid YAML ({problem})",
                            "YAML syntax: 'key: value' lines, lists as [a, b]") from None
     if raw is None:
-        raise MappingError(source, "(top level)", "the file is empty", f"a mapping with keys {', '.join(_TOP_KEYS)}")
+        raise MappingError(source, "(top level)", "the file is empty", f"a mapping with keys {', '.join(TOP.names)}")
     if not isinstance(raw, dict):
         raise MappingError(source, "(top level)", f"expected a mapping, got {_show(raw)}",
-                           f"a mapping with keys {', '.join(_TOP_KEYS)}")
+                           f"a mapping with keys {', '.join(TOP.names)}")
     return raw
 
 
@@ -95,52 +93,150 @@ def _show(value: Any) -> str:
     return reprlib.repr(value)
 
 
+def _allowed(key: Key, beats: int) -> str:
+    """What *key* takes, for an error message: its kind's values, and the key's help."""
+    text = _allowed_values(key.kind, beats) + (", or null" if key.nullable else "")
+    return f"{text} ({key.help})"
+
+
+def _allowed_values(kind: Kind, beats: int) -> str:
+    """The values of *kind* in words; *beats* (per bar) scales a per-beat limit."""
+    match kind:
+        case Number(unit=unit):
+            low, high = kind.limits(beats)
+            return f"{unit} from {plain_number(low)} to {plain_number(high)}"
+        case Integer(low=low, high=high):
+            return f"a whole number from {low} to {high}"
+        case Choice(options=options):
+            return ", ".join(options)
+        case Boolean():
+            return "true or false"
+        case Pair():
+            numbers = "whole numbers" if kind.whole else "numbers"
+            text = f"[low, high] {kind.unit} {numbers} from {plain_number(kind.low)} to {plain_number(kind.high)}"
+            if kind.ordered:
+                text += ", low <= high"
+            if kind.min_span:
+                text += f", at least {plain_number(kind.min_span)} apart"
+            if kind.distinct:
+                text += ", low != high"
+            return text
+        case Note():
+            return NOTE_ALLOWED
+        case Numeral():
+            return ROMAN_HELP
+        case ListOf(item=item, most=most, what=what):
+            return f"a list of 1 to {most} {what}, each {_allowed_values(item, beats)}"
+    raise TypeError(f"no words for {kind!r}")  # a table's errors list its keys instead
+
+
 class _Builder:
-    """Checks raw YAML data key by key and turns it into the dataclasses."""
+    """Checks raw YAML data against the declaration (:mod:`.keys`) and builds the model from it."""
 
     def __init__(self, source: str):
         self.source = source
+        self.beats = TOP.model_default(TOP.key("beats_per_bar"))
 
     def fail(self, path: str, problem: str, allowed: str) -> MappingError:
         return MappingError(self.source, path, problem, allowed)
 
     def mapping(self, raw: dict[str, Any]) -> Mapping:
-        self.keys(raw, "(top level)", "", _TOP_KEYS, ["emotions"])
-        beats = self.integer(raw.get("beats_per_bar", 4), "beats_per_bar", 2, 12)
-        emotions_raw = self.table(raw["emotions"], "emotions", EMOTIONS)
-        self.keys(emotions_raw, "emotions", "emotions.", EMOTIONS, EMOTIONS)
-        emotions = {name: self.emotion(emotions_raw[name], f"emotions.{name}", beats) for name in EMOTIONS}
-        parts = self.parts(raw.get("parts", {}))
-        self.check_registers(parts, emotions)
-        return Mapping(self.tonic(raw.get("key", "C"), "key"), beats, emotions, parts, self.source,
-                       transition=self.transition(raw.get("transition", {})),
-                       humanize=self.humanize(raw.get("humanize", {})),
-                       controls=self.controls(raw.get("cc", [])),
-                       smoothing=self.smoothing(raw.get("smoothing", {})),
-                       osc=tuple(targets_from_yaml(raw.get("osc", []), self.source)),
-                       faces=self.faces(raw.get("faces", {}), parts, emotions))
+        beats = TOP.key("beats_per_bar")
+        if beats.name in raw:  # density's limit counts per beat, so the bar is known before the emotions
+            self.beats = self.key(beats, raw[beats.name], beats.name)
+        mapping = self.section(TOP, raw, "", source=self.source)
+        self.check_parts(mapping.parts)
+        self.check_registers(mapping.parts, mapping.emotions)
+        self.check_voice_channels(mapping.faces, mapping.parts)
+        self.check_registers(mapping.faces.voice_parts(), mapping.emotions, "faces.octave")
+        return mapping
 
-    def faces(self, raw: Any, parts: tuple[PartConfig, ...], emotions: dict[str, EmotionStyle]) -> FacesConfig:
-        raw = self.table(raw, "faces", _FACES_KEYS)
-        self.keys(raw, "faces", "faces.", _FACES_KEYS, [])
-        default = FacesConfig()
-        channels = raw.get("channels", [c + 1 for c in default.channels])
-        if not isinstance(channels, list) or not 1 <= len(channels) <= 16:
-            raise self.fail("faces.channels", f"expected a list of 1 to 16 channels, got {_show(channels)}",
-                            "MIDI channels 1-16, one per face voice, e.g. [5, 6, 7, 8]")
-        program = raw.get("program")
-        config = FacesConfig(
-            follow=self.choice(raw.get("follow", default.follow), "faces.follow", FOLLOW_MODES),
-            max_faces=self.integer(raw.get("max", default.max_faces), "faces.max", 1, 8),
-            channels=tuple(self.integer(c, f"faces.channels[{i}]", 1, 16) - 1 for i, c in enumerate(channels)),
-            octave=self.integer(raw.get("octave", default.octave), "faces.octave", -4, 4),
-            velocity_scale=self.number(raw.get("velocity_scale", default.velocity_scale), "faces.velocity_scale",
-                                       0.0, 2.0, "a factor from 0 to 2"),
-            program=None if program is None else self.integer(program, "faces.program", 1, 128) - 1,
-        )
-        self.check_voice_channels(config, parts)
-        self.check_registers(config.voice_parts(), emotions, "faces.octave")
-        return config
+    # --- the declaration walked ---
+
+    def section(self, section: Section, raw: Any, path: str, base: Any = None, **fixed: Any) -> Any:
+        """Check a table of *section*'s keys found at *path* ('' at the top level) and build its model.
+
+        A key the table leaves out keeps *base*'s value where there is a base, else takes its default;
+        *fixed* are model fields that are not keys of the file.
+        """
+        where, prefix = path or "(top level)", f"{path}." if path else ""
+        raw = self.table(raw, where, section.names)
+        self.keys(raw, where, prefix, section.names, () if base is not None else section.required)
+        values: dict[str, Any] = {}
+        for key in section.keys:
+            if not key.stored:
+                continue  # extends: read by parse_mapping before the merge
+            if key.name in raw:
+                values[key.field] = self.key(key, raw[key.name], prefix + key.name)
+            elif base is None and key.default is not None:
+                values[key.field] = key.default(values)
+        return dataclasses.replace(base, **values) if base is not None else section.model(**values, **fixed)
+
+    def key(self, key: Key, raw: Any, path: str) -> Any:
+        """*raw* checked as the value of *key*, as the model holds it."""
+        match key.kind:
+            case Table(section=section):
+                return self.section(section, raw, path)
+            case Named():
+                return self.named(raw, path, key.kind)
+            case Entries(section=section):
+                return self.entries(raw, path, section)
+            case OscTargets():
+                return tuple(targets_from_yaml(raw, self.source, path))
+        if raw is None and key.nullable:
+            return None
+        return self.value(key.kind, raw, path, _allowed(key, self.beats))
+
+    def value(self, kind: Kind, raw: Any, path: str, allowed: str) -> Any:
+        """*raw* checked as one value of *kind*; *allowed* is what an error says is allowed."""
+        match kind:
+            case Number():
+                return self.number(raw, path, *kind.limits(self.beats), allowed)
+            case Integer(low=low, high=high, offset=offset):
+                return self.integer(raw, path, low, high, allowed) - offset
+            case Choice(options=options):
+                return self.choice(raw, path, options, allowed)
+            case Boolean():
+                return self.boolean(raw, path, allowed)
+            case Pair():
+                return self.pair(raw, path, kind, allowed)
+            case Note():
+                return self.tonic(raw, path, allowed)
+            case Numeral():
+                return self.numeral(raw, path, allowed)
+            case ListOf():
+                return self.items(raw, path, kind, allowed)
+        raise TypeError(f"no check for {kind!r}")
+
+    def named(self, raw: Any, path: str, kind: Named) -> Any:
+        names = tuple(kind.sections)
+        raw = self.table(raw, path, names)
+        self.keys(raw, path, f"{path}.", names, names if kind.required else ())
+        built = {name: self.section(section, raw.get(name, {}), f"{path}.{name}",
+                                    base=kind.bases[name] if kind.bases else None)
+                 for name, section in kind.sections.items()}
+        return built if kind.keyed else tuple(built.values())
+
+    def entries(self, raw: Any, path: str, section: Section) -> tuple[Any, ...]:
+        if raw is None:
+            return ()
+        if not isinstance(raw, list):
+            raise self.fail(path, f"expected a list, got {_show(raw)}", f"a list of entries {{{', '.join(section.names)}}}")
+        return tuple(self.section(section, entry, f"{path}[{index}]") for index, entry in enumerate(raw))
+
+    # --- checks across keys ---
+
+    def check_parts(self, parts: tuple[PartConfig, ...]) -> None:
+        """At least one part plays, and no two enabled parts share a channel."""
+        enabled = [part for part in parts if part.enabled]
+        if not enabled:
+            raise self.fail("parts", "no part is enabled", "at least one part with enabled: true")
+        for index, part in enumerate(enabled):
+            other = next((o for o in enabled[:index] if o.channel == part.channel), None)
+            if other:
+                raise self.fail(f"parts.{part.name}.channel",
+                                f"channel {part.channel + 1} is also used by {other.name}",
+                                "a channel 1-16 that no other enabled part uses")
 
     def check_voice_channels(self, config: FacesConfig, parts: tuple[PartConfig, ...]) -> None:
         """With faces: each, every voice needs a channel of its own, apart from the enabled parts'."""
@@ -152,132 +248,6 @@ class _Builder:
                 raise self.fail(f"faces.channels[{index}]", f"channel {channel + 1} is also used by {seen[channel]}",
                                 "channels 1-16 that no enabled part and no other face voice uses")
             seen[channel] = "another face voice"
-
-    def smoothing(self, raw: Any) -> SmoothingConfig:
-        raw = self.table(raw, "smoothing", _SMOOTHING_KEYS)
-        self.keys(raw, "smoothing", "smoothing.", _SMOOTHING_KEYS, [])
-        default = SmoothingConfig()
-
-        def seconds(key: str, low: float, high: float) -> float:
-            return self.number(raw.get(key, getattr(default, key)), f"smoothing.{key}", low, high,
-                               f"seconds from {_number(low)} to {_number(high)}")
-
-        return SmoothingConfig(
-            attack=seconds("attack", 0.0, 10.0),
-            release=seconds("release", 0.0, 10.0),
-            hysteresis=self.number(raw.get("hysteresis", default.hysteresis), "smoothing.hysteresis", 0.0, 0.5,
-                                   "a probability margin from 0 (none) to 0.5"),
-            confirm=seconds("confirm", 0.0, 5.0),
-            min_hold=seconds("min_hold", 0.0, 30.0),
-            no_face_fade=seconds("no_face_fade", 0.0, 60.0),
-            no_face=self.choice(raw.get("no_face", default.no_face), "smoothing.no_face", NO_FACE_POLICIES),
-        )
-
-    def transition(self, raw: Any) -> Transition:
-        raw = self.table(raw, "transition", _TRANSITION_KEYS)
-        self.keys(raw, "transition", "transition.", _TRANSITION_KEYS, [])
-        default = Transition()
-        return Transition(
-            tempo_glide_beats=self.integer(raw.get("tempo_glide_beats", default.tempo_glide_beats),
-                                           "transition.tempo_glide_beats", 0, 64),
-            change_at=self.choice(raw.get("change_at", default.change_at), "transition.change_at", CHANGE_AT),
-            blend=self.choice(raw.get("blend", default.blend), "transition.blend", BLENDS),
-        )
-
-    def humanize(self, raw: Any) -> Humanize:
-        raw = self.table(raw, "humanize", _HUMANIZE_KEYS)
-        self.keys(raw, "humanize", "humanize.", _HUMANIZE_KEYS, [])
-        return Humanize(
-            timing_ms=self.number(raw.get("timing_ms", 0), "humanize.timing_ms", 0, 50,
-                                  "milliseconds from 0 (exact grid) to 50"),
-            velocity=self.number(raw.get("velocity", 0), "humanize.velocity", 0, 30,
-                                 "velocity steps from 0 (exact) to 30"),
-        )
-
-    def controls(self, raw: Any) -> tuple[ControlSpec, ...]:
-        if raw is None:
-            return ()
-        if not isinstance(raw, list):
-            raise self.fail("cc", f"expected a list, got {_show(raw)}",
-                            "a list of entries {source, cc, channel, range, out, curve, steps, rate}")
-        return tuple(self.control(entry, f"cc[{index}]") for index, entry in enumerate(raw))
-
-    def control(self, raw: Any, path: str) -> ControlSpec:
-        raw = self.table(raw, path, _CC_KEYS)
-        self.keys(raw, path, f"{path}.", _CC_KEYS, _CC_REQUIRED)
-        source = self.choice(raw["source"], f"{path}.source", tuple(CC_SOURCES))
-        low, high = CC_SOURCES[source]
-        span = self.pair(raw.get("range", [low, high]), f"{path}.range", -1000, 1000, "source",
-                         integer=False, ordered=False)
-        if span[0] == span[1]:
-            raise self.fail(f"{path}.range", f"low and high are both {span[0]}", "two different source values")
-        out = self.pair(raw.get("out", [0, 127]), f"{path}.out", 0, 127, "CC value", ordered=False)
-        return ControlSpec(
-            source=source,
-            cc=self.integer(raw["cc"], f"{path}.cc", 0, 127),
-            channel=self.integer(raw["channel"], f"{path}.channel", 1, 16) - 1,
-            range=(float(span[0]), float(span[1])),
-            out=(int(out[0]), int(out[1])),
-            curve=self.choice(raw.get("curve", "linear"), f"{path}.curve", CURVES),
-            steps=self.integer(raw.get("steps", 4), f"{path}.steps", 2, 128),
-            rate=self.number(raw.get("rate", 20), f"{path}.rate", 0.1, 1000,
-                             "messages per second, 0.1 to 1000"),
-        )
-
-    def emotion(self, raw: Any, path: str, beats: int) -> EmotionStyle:
-        raw = self.table(raw, path, _EMOTION_KEYS)
-        self.keys(raw, path, f"{path}.", _EMOTION_KEYS, _EMOTION_REQUIRED)
-        value = {**_EMOTION_DEFAULTS, **raw}
-        low, high = self.pair(value["tempo"], f"{path}.tempo", 20, 300, "BPM", integer=False)
-        return EmotionStyle(
-            tempo=(float(low), float(high)),
-            mode=self.choice(value["mode"], f"{path}.mode", tuple(MODES)),
-            progression=self.progression(value["progression"], f"{path}.progression"),
-            pitch_range=self.pitch_range(value["pitch_range"], f"{path}.pitch_range"),
-            velocity=self.pair(value["velocity"], f"{path}.velocity", 1, 127, "MIDI velocity"),
-            density=self.number(value["density"], f"{path}.density", 1, beats * 4,
-                                f"melody notes per bar, 1 to {beats * 4} (one per sixteenth)"),
-            rhythm=self.choice(value["rhythm"], f"{path}.rhythm", RHYTHMS),
-            articulation=self.number(value["articulation"], f"{path}.articulation", 0.05, 1.0,
-                                     "0.05 (very short) to 1 (legato)"),
-            leap=self.number(value["leap"], f"{path}.leap", 0.0, 1.0, "a probability from 0 to 1"),
-            tonic=None if value.get("key") is None else self.tonic(value["key"], f"{path}.key"),
-        )
-
-    def parts(self, raw: Any) -> tuple[PartConfig, ...]:
-        raw = self.table(raw, "parts", PART_NAMES)
-        self.keys(raw, "parts", "parts.", PART_NAMES, [])
-        parts = tuple(self.part(name, raw.get(name, {})) for name in PART_NAMES)
-        enabled = [part for part in parts if part.enabled]
-        if not enabled:
-            raise self.fail("parts", "no part is enabled", "at least one part with enabled: true")
-        for index, part in enumerate(enabled):
-            other = next((o for o in enabled[:index] if o.channel == part.channel), None)
-            if other:
-                raise self.fail(f"parts.{part.name}.channel",
-                                f"channel {part.channel + 1} is also used by {other.name}",
-                                "a channel 1-16 that no other enabled part uses")
-        return parts
-
-    def part(self, name: str, raw: Any) -> PartConfig:
-        path = f"parts.{name}"
-        allowed = _DRUM_KEYS if name == "drums" else _PART_KEYS
-        raw = self.table(raw, path, allowed)
-        self.keys(raw, path, f"{path}.", allowed, [])
-        value = {**_PART_DEFAULTS[name], **raw}
-        program, bank = value["program"], value.get("bank")
-        return PartConfig(
-            name=name,
-            channel=self.integer(value["channel"], f"{path}.channel", 1, 16) - 1,
-            enabled=self.boolean(value["enabled"], f"{path}.enabled"),
-            octave=self.integer(value.get("octave", 0), f"{path}.octave", -4, 4),
-            velocity_scale=self.number(value["velocity_scale"], f"{path}.velocity_scale", 0.0, 2.0,
-                                       "a factor from 0 to 2"),
-            program=None if program is None else self.integer(program, f"{path}.program", 1, 128) - 1,
-            articulation=self.number(value.get("articulation", 1.0), f"{path}.articulation", 0.1, 4.0,
-                                     "a factor from 0.1 to 4 on the emotion's articulation"),
-            bank=None if bank is None else self.integer(bank, f"{path}.bank", 0, 16383),
-        )
 
     def check_registers(self, parts: tuple[PartConfig, ...], emotions: dict[str, EmotionStyle],
                         path: str | None = None) -> None:
@@ -293,36 +263,9 @@ class _Builder:
                 raise self.fail(path or f"parts.{part.name}.octave",
                                 f"{part.octave} puts notes at {low}..{high}, outside MIDI 0..127", allowed)
 
-    def progression(self, raw: Any, path: str) -> tuple[str, ...]:
-        if not isinstance(raw, list) or not 1 <= len(raw) <= 16:
-            raise self.fail(path, f"expected a list of 1 to 16 chords, got {_show(raw)}", ROMAN_HELP)
-        for index, numeral in enumerate(raw):
-            try:
-                parse_roman(numeral if isinstance(numeral, str) else "")
-            except ValueError:
-                raise self.fail(f"{path}[{index}]", f"not a roman numeral chord: {_show(numeral)}",
-                                ROMAN_HELP) from None
-        return tuple(raw)
+    # --- checks of one value ---
 
-    def pitch_range(self, raw: Any, path: str) -> tuple[int, int]:
-        low, high = self.pair(raw, path, 0, 127, "MIDI note")
-        if high - low < 12:
-            raise self.fail(path, f"{low}..{high} spans less than an octave",
-                            "[low, high] MIDI notes at least 12 apart, so every scale note fits")
-        return low, high
-
-    def tonic(self, raw: Any, path: str) -> int:
-        allowed = "a note name such as C, F#, Bb, or a pitch class 0-11"
-        if isinstance(raw, str):
-            try:
-                return parse_note_name(raw)
-            except ValueError:
-                raise self.fail(path, f"got {_show(raw)}", allowed) from None
-        return self.integer(raw, path, 0, 11, allowed)
-
-    # --- primitive checks ---
-
-    def table(self, raw: Any, path: str, allowed: tuple[str, ...]) -> dict[str, Any]:
+    def table(self, raw: Any, path: str, allowed: Sequence[str]) -> dict[str, Any]:
         if not isinstance(raw, dict):
             raise self.fail(path, f"expected a mapping, got {_show(raw)}", f"keys {', '.join(allowed)}")
         return raw
@@ -343,34 +286,56 @@ class _Builder:
             raise self.fail(path, f"{raw} is out of range", allowed)
         return float(raw)
 
-    def integer(self, raw: Any, path: str, low: int, high: int, allowed: str | None = None) -> int:
-        allowed = allowed or f"a whole number from {low} to {high}"
+    def integer(self, raw: Any, path: str, low: int, high: int, allowed: str) -> int:
         if isinstance(raw, bool) or not isinstance(raw, int):
             raise self.fail(path, f"expected a whole number, got {_show(raw)}", allowed)
         if not low <= raw <= high:
             raise self.fail(path, f"{raw} is out of range", allowed)
         return raw
 
-    def boolean(self, raw: Any, path: str) -> bool:
+    def boolean(self, raw: Any, path: str, allowed: str) -> bool:
         if not isinstance(raw, bool):
-            raise self.fail(path, f"expected true or false, got {_show(raw)}", "true or false")
+            raise self.fail(path, f"expected true or false, got {_show(raw)}", allowed)
         return raw
 
-    def choice(self, raw: Any, path: str, options: tuple[str, ...]) -> str:
+    def choice(self, raw: Any, path: str, options: tuple[str, ...], allowed: str) -> str:
         if raw not in options:
-            raise self.fail(path, f"got {_show(raw)}", ", ".join(options))
+            raise self.fail(path, f"got {_show(raw)}", allowed)
         return raw
 
-    def pair(self, raw: Any, path: str, low: float, high: float, unit: str, integer: bool = True,
-             ordered: bool = True) -> tuple[Any, Any]:
-        kind = "whole numbers" if integer else "numbers"
-        allowed = f"[low, high] {unit} {kind} from {low} to {high}" + (", low <= high" if ordered else "")
+    def tonic(self, raw: Any, path: str, allowed: str) -> int:
+        if isinstance(raw, str):
+            try:
+                return parse_note_name(raw)
+            except ValueError:
+                raise self.fail(path, f"got {_show(raw)}", allowed) from None
+        return self.integer(raw, path, 0, 11, allowed)
+
+    def numeral(self, raw: Any, path: str, allowed: str) -> str:
+        try:
+            parse_roman(raw if isinstance(raw, str) else "")
+        except ValueError:
+            raise self.fail(path, f"not a roman numeral chord: {_show(raw)}", allowed) from None
+        return raw
+
+    def items(self, raw: Any, path: str, kind: ListOf, allowed: str) -> tuple[Any, ...]:
+        if not isinstance(raw, list) or not 1 <= len(raw) <= kind.most:
+            raise self.fail(path, f"expected a list of 1 to {kind.most} {kind.what}, got {_show(raw)}", allowed)
+        return tuple(self.value(kind.item, item, f"{path}[{index}]", allowed) for index, item in enumerate(raw))
+
+    def pair(self, raw: Any, path: str, kind: Pair, allowed: str) -> tuple[Any, Any]:
+        numbers = "whole numbers" if kind.whole else "numbers"
         if not isinstance(raw, list) or len(raw) != 2:
-            raise self.fail(path, f"expected a list of two {kind}, got {_show(raw)}", allowed)
+            raise self.fail(path, f"expected a list of two {numbers}, got {_show(raw)}", allowed)
         for index, item in enumerate(raw):
-            wrong_type = isinstance(item, bool) or not isinstance(item, int if integer else (int, float))
-            if wrong_type or not low <= item <= high:
+            wrong_type = isinstance(item, bool) or not isinstance(item, int if kind.whole else (int, float))
+            if wrong_type or not kind.low <= item <= kind.high:
                 raise self.fail(f"{path}[{index}]", f"got {_show(item)}", allowed)
-        if ordered and raw[0] > raw[1]:
-            raise self.fail(path, f"low {raw[0]} is above high {raw[1]}", allowed)
-        return raw[0], raw[1]
+        low, high = raw
+        if kind.ordered and low > high:
+            raise self.fail(path, f"low {low} is above high {high}", allowed)
+        if abs(high - low) < kind.min_span:
+            raise self.fail(path, f"{low}..{high} spans less than {plain_number(kind.min_span)}", allowed)
+        if kind.distinct and low == high:
+            raise self.fail(path, f"low and high are both {low}", allowed)
+        return (low, high) if kind.whole else (float(low), float(high))

@@ -12,6 +12,7 @@ Juslin & Laukka) must all hold and the seven must be clearly apart.
 
 from __future__ import annotations
 
+from dataclasses import fields, replace
 from functools import lru_cache
 
 import mido
@@ -53,18 +54,80 @@ def test_the_emotions_hold_for_another_seed(preset):
     assert not check_relations(measured(preset, seed=7))
 
 
-def test_the_relations_cover_the_issue():
-    """Each emotion has relations for what the issue asks of it."""
-    text = " ".join(name for name, _ in RELATIONS)
-    for phrase in ("happy is major", "happy is faster than neutral", "happy is denser than neutral",
-                   "happy is louder than sad", "happy is higher than sad", "happy is more staccato than sad",
-                   "sad is minor", "sad is the slowest", "sad is the softest", "sad is the lowest", "sad is legato",
-                   "angry is minor", "angry is faster", "angry is the loudest", "angry is denser",
-                   "fear is minor", "fear is faster", "fear is the most irregular", "fear swings most in loudness",
-                   "surprise is faster", "surprise is not minor", "surprise has the widest leaps",
-                   "surprise has the widest pitch spread", "disgust is minor", "disgust is not faster than neutral",
-                   "neutral is moderate in tempo", "neutral is moderate in loudness"):
-        assert phrase in text, phrase
+# What each relation compares: (emotion, feature, compared with, which way). It is compared with another
+# emotion, with every other ("others": the slowest, the loudest...), or with a threshold (0: the sign of the
+# major-minor correlation). "between": strictly inside the others' span. Together the names cover the issue.
+MEANINGS: dict[str, tuple[str, str, str | float, str]] = {
+    "happy is major": ("happy", "major", 0.0, ">"),
+    "happy is faster than neutral": ("happy", "tempo", "neutral", ">"),
+    "happy is denser than neutral": ("happy", "density", "neutral", ">"),
+    "happy is louder than sad": ("happy", "velocity", "sad", ">"),
+    "happy is higher than sad": ("happy", "pitch", "sad", ">"),
+    "happy is more staccato than sad": ("happy", "articulation", "sad", "<"),
+    "sad is minor": ("sad", "major", 0.0, "<"),
+    "sad is the slowest": ("sad", "tempo", "others", "<"),
+    "sad is the softest": ("sad", "velocity", "others", "<"),
+    "sad is the lowest": ("sad", "pitch", "others", "<"),
+    "sad is the most legato": ("sad", "articulation", "others", ">"),
+    "sad is legato (dur/gap > 0.85)": ("sad", "articulation", 0.85, ">"),
+    "angry is minor": ("angry", "major", 0.0, "<"),
+    "angry is faster than neutral": ("angry", "tempo", "neutral", ">"),
+    "angry is the loudest": ("angry", "velocity", "others", ">"),
+    "angry is denser than neutral": ("angry", "density", "neutral", ">"),
+    "fear is minor": ("fear", "major", 0.0, "<"),
+    "fear is faster than neutral": ("fear", "tempo", "neutral", ">"),
+    "fear is the most irregular": ("fear", "ioi_cv", "others", ">"),
+    "fear swings most in loudness": ("fear", "velocity_spread", "others", ">"),
+    "surprise is not minor": ("surprise", "major", 0.0, ">"),
+    "surprise is faster than neutral": ("surprise", "tempo", "neutral", ">"),
+    "surprise has the widest leaps": ("surprise", "interval", "others", ">"),
+    "surprise has the widest pitch spread": ("surprise", "pitch_spread", "others", ">"),
+    "disgust is minor": ("disgust", "major", 0.0, "<"),
+    "disgust is not faster than neutral": ("disgust", "tempo", "neutral", "<="),
+    "neutral is moderate in tempo": ("neutral", "tempo", "others", "between"),
+    "neutral is moderate in density": ("neutral", "density", "others", "between"),
+    "neutral is moderate in loudness": ("neutral", "velocity", "others", "between"),
+    "neutral is moderate in register": ("neutral", "pitch", "others", "between"),
+    "neutral is moderate in articulation": ("neutral", "articulation", "others", "between"),
+}
+BASE = 0.5  # every feature of every emotion, before a case moves some
+
+
+def flat(**moved: float) -> dict[str, analysis.Features]:
+    """Seven emotions alike (every feature BASE) but for *moved*: {"sad__tempo": value}."""
+    alike = analysis.Features(**{field.name: BASE for field in fields(analysis.Features)})
+    changes: dict[str, dict[str, float]] = {name: {} for name in EMOTIONS}
+    for where, value in moved.items():
+        emotion, feature = where.split("__")
+        changes[emotion][feature] = value
+    return {name: replace(alike, **changes[name]) for name in EMOTIONS}
+
+
+def test_every_relation_has_its_meaning_written_down():
+    assert [name for name, _ in RELATIONS] == list(MEANINGS)
+
+
+@pytest.mark.parametrize("name, holds", RELATIONS, ids=[name for name, _ in RELATIONS])
+def test_each_relation_computes_what_its_name_says(name, holds):
+    """The relation holds with its emotion on the named side, and fails with it on the other side or
+    with the emotion (every other one, for "the most") it is compared with further out."""
+    emotion, feature, against, way = MEANINGS[name]
+    at = f"{emotion}__{feature}"
+    if isinstance(against, float):
+        step = 0.01 if way == ">" else -0.01
+        assert holds(flat(**{at: against + step})) and not holds(flat(**{at: against - step}))
+        return
+    if way == "between":
+        spread = {f"{EMOTIONS[0]}__{feature}": BASE - 1, f"{EMOTIONS[1]}__{feature}": BASE + 1}
+        assert holds(flat(**spread, **{at: BASE}))
+        assert not holds(flat(**spread, **{at: BASE + 2})) and not holds(flat(**spread, **{at: BASE - 2}))
+        return
+    step = 1.0 if way == ">" else -1.0
+    assert holds(flat(**{at: BASE + step})) and not holds(flat(**{at: BASE - step}))
+    assert holds(flat(**{at: BASE})) == (way == "<=")  # a tie passes only "not faster than"
+    rivals = [name for name in EMOTIONS if name != emotion] if against == "others" else [against]
+    for rival in rivals:
+        assert not holds(flat(**{at: BASE + step, f"{rival}__{feature}": BASE + 2 * step})), rival
 
 
 def test_relations_catch_a_broken_mapping():

@@ -176,10 +176,10 @@ class Daemon:
                         if not self.clock.wait_until(self.clock() + RESTART_PAUSE, self.stop):
                             return
             finally:
-                if timed:
-                    self.clock.leave()
                 if name == "perception" and self.perceiver.ended:
                     self.stop.set()  # the source ended for good (stop_at_end): the show is over
+                if timed:  # after the stop: an offline clock must not run on while nobody works
+                    self.clock.leave()
         thread = threading.Thread(target=body, name=name, daemon=True)
         thread.start()
         return thread

@@ -210,14 +210,20 @@ class Player:
         """Send every queued message due before *beat*, then wait for *beat*; False when stopped."""
         assert self.clock is not None
         while self.queue and self.queue[0].beat < beat:
-            if self.now() - self.clock.time_of(self.queue[0].beat) > STALL_BEATS * self.clock.seconds_per_beat():
-                self._recover_from_stall(self.queue[0].beat)
+            due = self.queue[0].beat
+            if self._stalled(due):
+                self._recover_from_stall(due)
                 continue
-            item = heapq.heappop(self.queue)
-            if not self.clock.wait_for_beat(item.beat, stop):
+            if not self.clock.wait_for_beat(due, stop):
                 return False
-            self._emit(item)
+            if self._stalled(due):
+                continue  # the wait itself ended a stall late: recover before sending anything
+            self._emit(heapq.heappop(self.queue))
         return self.clock.wait_for_beat(beat, stop)
+
+    def _stalled(self, beat: float) -> bool:
+        assert self.clock is not None
+        return self.now() - self.clock.time_of(beat) > STALL_BEATS * self.clock.seconds_per_beat()
 
     def _recover_from_stall(self, overdue: float) -> None:
         """Woken far too late: drop what was due up to the next beat (releasing its notes) and move the

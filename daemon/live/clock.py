@@ -83,7 +83,7 @@ class OfflineClock:
         self._now = float(start)
         self._changed = threading.Condition()
         self._parties = 0
-        self._deadlines: dict[int, float] = {}  # waiting thread → the time it waits for
+        self._waiting: dict[int, tuple[float, threading.Event]] = {}  # waiting thread → (its deadline, its stop)
 
     def __call__(self) -> float:
         return self._now
@@ -95,7 +95,7 @@ class OfflineClock:
     def leave(self) -> None:
         with self._changed:
             self._parties -= 1
-            self._deadlines.pop(threading.get_ident(), None)
+            self._waiting.pop(threading.get_ident(), None)
             self._advance()
 
     def wait_until(self, deadline: float, stop: threading.Event) -> bool:
@@ -105,13 +105,13 @@ class OfflineClock:
                 while not stop.is_set():
                     if self._now >= deadline:
                         return True
-                    self._deadlines[me] = deadline
+                    self._waiting[me] = (deadline, stop)
                     self._advance()
                     if self._now < deadline:
                         self._changed.wait(self.POLL)
                 return False
             finally:
-                self._deadlines.pop(me, None)
+                self._waiting.pop(me, None)
 
     def stall(self, seconds: float) -> None:
         """Let *seconds* pass at once, as a frozen machine would (SIGSTOP, a closed lid), for tests of recovery."""
@@ -120,10 +120,13 @@ class OfflineClock:
             self._changed.notify_all()
 
     def _advance(self) -> None:
-        """Everyone waits: move on to the earliest deadline (called with the condition held)."""
-        if self._deadlines and len(self._deadlines) >= self._parties:
-            self._now = max(self._now, min(self._deadlines.values()))
-            self._changed.notify_all()
+        """Everyone waits: move on to the earliest deadline (called with the condition held). A waiter
+        whose stop is set is about to return, not to wait: time holds still until it has."""
+        if not self._waiting or len(self._waiting) < self._parties:
+            return
+        if not any(stop.is_set() for _, stop in self._waiting.values()):
+            self._now = max(self._now, min(deadline for deadline, _ in self._waiting.values()))
+        self._changed.notify_all()
 
 
 class BeatClock:

@@ -111,14 +111,17 @@ class Named:
 
 @dataclass(frozen=True)
 class Entries:
-    """A list of sections (``cc:``); the model holds a tuple."""
+    """A list of 0 to *most* sections (``cc:``); the model holds a tuple."""
 
     section: Section
+    most: int  # entries at most: each one costs work on every frame, so a file cannot ask for thousands
 
 
 @dataclass(frozen=True)
 class OscTargets:
-    """``osc:`` entries, checked by :func:`.osc_targets.targets_from_yaml` (shared with ``--osc``)."""
+    """0 to *most* ``osc:`` entries, checked by :func:`.osc_targets.targets_from_yaml` (shared with ``--osc``)."""
+
+    most: int
 
 
 Kind = Union[Number, Integer, Choice, Boolean, Pair, Note, Numeral, ListOf, Table, Named, Entries, OscTargets]
@@ -277,9 +280,14 @@ TOP = Section(Mapping, (
     Key("emotions", Named({name: EMOTION for name in EMOTIONS}, required=True), "what each emotion sounds like"),
     Key("parts", Named({name: DRUMS if name == "drums" else PART for name in PART_NAMES}, required=False,
                        bases=PART_DEFAULTS, keyed=False), "the instrument parts, each on its own channel"),
-    Key("cc", Entries(CC), "MIDI control changes that follow a continuous value", attr="controls"),
+    # 128 cc entries: as many as there are controller numbers on a channel, far more than a DAW's macros
+    # need; each entry is computed on every frame, and together they share controls.TOTAL_RATE (500
+    # messages a second), so thousands would only starve one another and cost CPU.
+    Key("cc", Entries(CC, most=128), "MIDI control changes that follow a continuous value", attr="controls"),
     Key("smoothing", Table(SMOOTHING), "how the face's emotion is steadied before the music follows it"),
-    Key("osc", OscTargets(), "where to send OSC besides any --osc"),
+    # 16 osc targets: a DAW, a lighting desk, a visualiser... Every target is looked up (DNS) when the file
+    # is read, on the thread that reloads it, and gets a packet per message on every frame.
+    Key("osc", OscTargets(most=16), "where to send OSC besides any --osc"),
     Key("faces", Table(FACES), "which faces the music follows, and with each, their voices"),
 ))
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import importlib.resources
+import re
 import reprlib
 from collections.abc import Sequence
 from functools import lru_cache
@@ -29,9 +30,52 @@ from .osc_targets import targets_from_yaml
 EXTENDS = TOP.key("extends")
 NOTE_ALLOWED = "a note name such as C, F#, Bb, or a pitch class 0-11"
 
+# What a mapping file may hold, counted while the YAML is composed, before anything is built from it.
+# The language nests 4 deep (emotions.happy.tempo[0], osc[0].messages[0]) and the packaged default,
+# every emotion and part spelt out, is about 330 values; 128 full cc entries and 16 osc targets come to
+# about 3,500. Past these a file is a mistake or an attack (a billion laughs), not a mapping.
+MAX_DEPTH = 16          # lists and maps inside one another
+MAX_VALUES = 10_000     # keys, items and scalars, each alias counted as all it repeats
+
+# The longest each part of an error may be: the file's name, the key path and the problem quote the
+# file (a key or value of a megabyte would otherwise be a log line of a megabyte); allowed is our own
+# words, whose longest (a progression's) is about 230 characters.
+ERROR_PART_CHARS = {"source": 160, "path": 120, "problem": 200, "allowed": 300}
+MAX_ERROR_CHARS = sum(ERROR_PART_CHARS.values()) + len(": : ; allowed: ")
+
 
 def parse_mapping(text: str, source: str) -> Mapping:
-    """Check mapping *text* (read from *source*, named in errors) and build the :class:`Mapping`."""
+    """Check mapping *text* (read from *source*, named in errors) and build the :class:`Mapping`.
+
+    Every error is a :class:`MappingError` of one line of at most :data:`MAX_ERROR_CHARS` characters.
+    """
+    try:
+        return _parse(text, source)
+    except MappingError as error:
+        raise short_error(error) from None
+
+
+def short_error(error: MappingError) -> MappingError:
+    """*error* on one line, each part cut to its :data:`ERROR_PART_CHARS` (the same error when it fits)."""
+    parts = {name: _one_line(getattr(error, name), most) for name, most in ERROR_PART_CHARS.items()}
+    if all(parts[name] == getattr(error, name) for name in parts):
+        return error
+    return MappingError(**parts)
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _one_line(text: object, most: int) -> str:
+    """*text* with control characters (newlines too) escaped, cut to *most* characters, saying how many more."""
+    text = _CONTROL.sub(lambda match: match.group().encode("unicode_escape").decode("ascii"), str(text))
+    if len(text) <= most:
+        return text
+    tail = f"... ({len(text):,} characters in all)"
+    return text[:max(0, most - len(tail))] + tail
+
+
+def _parse(text: str, source: str) -> Mapping:
     raw = _read_yaml(text, source)
     if isinstance(raw.get("faces"), str):  # the short form, faces: each
         raw["faces"] = {"follow": raw["faces"]}
@@ -57,15 +101,86 @@ def _default_raw() -> dict[str, Any]:
     return copy.deepcopy(_default_raw_cached())
 
 
+class _TooLarge(yaml.YAMLError):
+    """A document past :data:`MAX_DEPTH` or :data:`MAX_VALUES`, found while it is composed."""
+
+    def __init__(self, problem: str, allowed: str, mark: Any):
+        super().__init__(problem)
+        self.problem, self.allowed, self.mark = problem, allowed, mark
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """``yaml.safe_load``'s loader that counts as it composes: a document nested past :data:`MAX_DEPTH`
+    or of more than :data:`MAX_VALUES` values is refused at the value that goes past, before any of it
+    is built. An alias counts as the values it repeats (its anchor's weight), so nested anchors that
+    would expand to millions (a billion laughs) are refused at the first alias too many, and an alias
+    inside the value it names (a structure containing itself) is refused outright.
+
+    Nesting is counted here, not by Python's recursion limit, so a deep document never reaches the
+    composer's recursion: it is a one-line error, not a ``RecursionError``.
+    """
+
+    def __init__(self, stream: str):
+        super().__init__(stream)
+        self.depth = 0    # lists and maps open around the value being composed
+        self.values = 0   # values composed so far, each alias as its anchor's weight
+
+    def count(self, weight: int, mark: Any) -> None:
+        self.values += weight
+        if self.values > MAX_VALUES:
+            raise _TooLarge(f"more than {MAX_VALUES:,} values (keys, items, each alias as all it repeats)",
+                            f"a mapping file of at most {MAX_VALUES:,} values (the default has about 330)", mark)
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent):
+            anchor = self.anchors.get(event.anchor)
+            if anchor is not None:  # an undefined one is the composer's own error
+                weight = getattr(anchor, "weight", None)
+                if weight is None:
+                    raise _TooLarge(f"alias *{event.anchor} is inside the value it names",
+                                    "aliases to a value that ends before them", event.start_mark)
+                self.count(weight, event.start_mark)
+            return super().compose_node(parent, index)
+        self.count(1, event.start_mark)
+        nests = isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent))
+        if nests:
+            self.depth += 1
+            if self.depth > MAX_DEPTH:
+                raise _TooLarge(f"lists and maps nested more than {MAX_DEPTH} deep",
+                                f"at most {MAX_DEPTH} levels (the mapping language nests 4)", event.start_mark)
+        try:
+            node = super().compose_node(parent, index)
+        finally:
+            if nests:
+                self.depth -= 1
+        if isinstance(node, yaml.SequenceNode):
+            node.weight = 1 + sum(item.weight for item in node.value)
+        elif isinstance(node, yaml.MappingNode):
+            node.weight = 1 + sum(key.weight + value.weight for key, value in node.value)
+        else:
+            node.weight = 1
+        return node
+
+
+def _where(mark: Any) -> str:
+    return f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(file)"
+
+
 def _read_yaml(text: str, source: str) -> dict[str, Any]:
     try:
-        raw = yaml.safe_load(text)
+        raw = yaml.load(text, Loader=_BoundedLoader)  # a SafeLoader, with limits
+    except _TooLarge as error:
+        raise MappingError(source, _where(error.mark), error.problem, error.allowed) from None
     except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(file)"
         problem = getattr(error, "problem", None) or str(error).splitlines()[0]
-        raise MappingError(source, where, f"invalid YAML ({problem})",
+        raise MappingError(source, _where(getattr(error, "problem_mark", None)), f"invalid YAML ({problem})",
                            "YAML syntax: 'key: value' lines, lists as [a, b]") from None
+    except (ValueError, OverflowError) as error:  # a value YAML's types cannot hold: 5,000 digits, a 13th month
+        raise MappingError(source, "(file)", f"a value YAML cannot read ({error})",
+                           "numbers, dates and text that Python can hold") from None
+    except RecursionError:  # not reached with MAX_DEPTH far below the recursion limit; kept as a backstop
+        raise MappingError(source, "(file)", "nested too deep to read", f"at most {MAX_DEPTH} levels") from None
     if raw is None:
         raise MappingError(source, "(top level)", "the file is empty", f"a mapping with keys {', '.join(TOP.names)}")
     if not isinstance(raw, dict):
@@ -179,9 +294,11 @@ class _Builder:
                 return self.section(section, raw, path)
             case Named():
                 return self.named(raw, path, key.kind)
-            case Entries(section=section):
-                return self.entries(raw, path, section)
-            case OscTargets():
+            case Entries():
+                return self.entries(raw, path, key.kind)
+            case OscTargets(most=most):
+                if isinstance(raw, list) and len(raw) > most:  # before any entry is looked up
+                    raise self.fail(path, f"{len(raw):,} targets, more than {most}", f"a list of at most {most} targets")
                 return tuple(targets_from_yaml(raw, self.source, path))
         if raw is None and key.nullable:
             return None
@@ -217,11 +334,15 @@ class _Builder:
                  for name, section in kind.sections.items()}
         return built if kind.keyed else tuple(built.values())
 
-    def entries(self, raw: Any, path: str, section: Section) -> tuple[Any, ...]:
+    def entries(self, raw: Any, path: str, kind: Entries) -> tuple[Any, ...]:
+        section = kind.section
+        allowed = f"a list of at most {kind.most} entries {{{', '.join(section.names)}}}"
         if raw is None:
             return ()
         if not isinstance(raw, list):
-            raise self.fail(path, f"expected a list, got {_show(raw)}", f"a list of entries {{{', '.join(section.names)}}}")
+            raise self.fail(path, f"expected a list, got {_show(raw)}", allowed)
+        if len(raw) > kind.most:
+            raise self.fail(path, f"{len(raw):,} entries, more than {kind.most}", allowed)
         return tuple(self.section(section, entry, f"{path}[{index}]") for index, entry in enumerate(raw))
 
     # --- checks across keys ---

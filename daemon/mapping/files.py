@@ -2,36 +2,122 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import importlib.resources
+import os
 import re
+import stat
+import time
 from pathlib import Path
+from typing import NamedTuple
 
 from ..errors import MappingError
 from .model import DEFAULT_SOURCE, Mapping
-from .parse import default_mapping_text, parse_mapping
+from .parse import default_mapping_text, parse_mapping, short_error
 
 PRESET_NAME = re.compile(r"[A-Za-z0-9_-]+")
 
-MAX_FILE_BYTES = 1_000_000
+MAX_FILE_BYTES = 1_000_000  # a mapping is a few kB (the commented default 17 kB); this is 60 times that
+
+# Opening never waits: a FIFO swapped in between the stat and the open would otherwise block until a writer
+# comes, and no terminal becomes ours. Flags a system lacks are 0.
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0) \
+    | getattr(os, "O_BINARY", 0)
+_READ_CHUNK = 1 << 16
+
+REGULAR_FILE = "a regular YAML file (or a symlink to one)"
 
 
 def load_mapping(path: str | Path | None = None) -> Mapping:
     """Read and check a mapping file or preset; ``None`` (or ``"default"``) gives the packaged default.
 
     *path* is a file when that file exists; otherwise a bare name names a preset (see the module docstring).
+    Only a regular file (or a symlink to one) of at most :data:`MAX_FILE_BYTES` is read: a FIFO, a
+    device, a socket or a folder is refused from its ``stat`` before it is opened, so nothing here can
+    block or read without end. Any problem is one short :class:`MappingError` line.
     """
     if path is None or (str(path) == DEFAULT_SOURCE and not Path(path).exists()):
         return parse_mapping(default_mapping_text(), DEFAULT_SOURCE)
     resolved, source = mapping_path(path), str(path)
+    return _parse_bytes(read_mapping_file(resolved, source), source)
+
+
+def read_mapping_file(path: Path, source: str) -> bytes:
+    """The bytes of the mapping file at *path* (*source* names it in errors), refused unless it is a
+    regular file within :data:`MAX_FILE_BYTES`; the read itself stops one byte past the cap."""
     try:
-        size = resolved.stat().st_size
-        if size > MAX_FILE_BYTES:  # a mapping is a few kB; parsing megabytes of YAML would stall a reload
-            raise MappingError(source, "(file)", f"is {size / 1e6:.1f} MB", f"a mapping file under {MAX_FILE_BYTES // 1000} kB")
-        text = resolved.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        raise MappingError(source, "(file)", f"cannot be read ({error})", "a readable UTF-8 YAML file") from None
+        _check_regular(path, source, os.stat(path))
+        return _read_regular(path, source)
+    except OSError as error:
+        raise _not_readable(path, source, error) from None
+    except MappingError as error:
+        raise short_error(error) from None
+
+
+def _parse_bytes(data: bytes, source: str) -> Mapping:
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise short_error(MappingError(source, "(file)", f"cannot be read ({error})", "a readable UTF-8 YAML file")) \
+            from None
     return parse_mapping(text, source)
+
+
+def _kind(mode: int) -> str | None:
+    """What a file that is not a regular one is, in words; None for a regular file."""
+    for test, words in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+                        (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                        (stat.S_ISSOCK, "a socket"), (stat.S_ISREG, None)):
+        if test(mode):
+            return words
+    return "not a regular file"
+
+
+def _check_regular(path: Path, source: str, status: os.stat_result) -> None:
+    """Refuse, from its *status*, a file that is not regular or is over the cap; nothing is opened."""
+    kind = _kind(status.st_mode)
+    if kind is not None:
+        via = f" (through a symlink to {os.path.realpath(path)})" if os.path.islink(path) else ""
+        raise MappingError(source, "(file)", f"is {kind}{via}, not a file to read", REGULAR_FILE)
+    if status.st_size > MAX_FILE_BYTES:  # a mapping is a few kB; parsing megabytes of YAML would stall a reload
+        raise _too_big(source, status.st_size)
+
+
+def _too_big(source: str, size: int) -> MappingError:
+    return MappingError(source, "(file)", f"is {size / 1e6:.1f} MB", f"a mapping file under {MAX_FILE_BYTES // 1000} kB")
+
+
+def _read_regular(path: Path, source: str) -> bytes:
+    """Read a file that its stat said is regular: opened without waiting, checked again once open (it may
+    have been swapped since), and read to at most one byte past the cap (it may grow while read)."""
+    descriptor = os.open(path, _OPEN_FLAGS)
+    try:
+        status = os.fstat(descriptor)
+        _check_regular(path, source, status)
+        chunks, left = [], MAX_FILE_BYTES + 1
+        while left > 0:
+            chunk = os.read(descriptor, min(left, _READ_CHUNK))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+    finally:
+        os.close(descriptor)
+    data = b"".join(chunks)
+    if len(data) > MAX_FILE_BYTES:
+        raise _too_big(source, max(len(data), status.st_size))
+    return data
+
+
+def _not_readable(path: Path, source: str, error: OSError) -> MappingError:
+    if error.errno == errno.ELOOP:
+        problem = "is a symlink loop (its links lead back to themselves)"
+    elif error.errno == errno.ENOENT and os.path.islink(path):
+        problem = f"is a symlink to {os.readlink(path)}, which does not exist"
+    else:
+        problem = f"cannot be read ({error})"
+    return short_error(MappingError(source, "(file)", problem, "a readable UTF-8 YAML file"))
 
 
 def presets_dir() -> Path:
@@ -59,13 +145,29 @@ def mapping_path(spec: str | Path | None) -> Path:
         return list_presets()[DEFAULT_SOURCE]
     path = Path(spec)
     name = str(spec)
-    if path.exists() or not PRESET_NAME.fullmatch(name):
+    if os.path.lexists(path) or not PRESET_NAME.fullmatch(name):  # lexists: a broken link or a loop is the file
         return path  # a path that does not exist fails when it is read, naming the file
     presets = list_presets()
     if name in presets:
         return presets[name]
-    raise MappingError(name, "(file)", "no such file, and no preset of that name",
-                       f"a YAML file path or a preset name: {', '.join(presets)}")
+    raise short_error(MappingError(name, "(file)", "no such file, and no preset of that name",
+                                   f"a YAML file path or a preset name: {', '.join(presets)}"))
+
+
+class _Signature(NamedTuple):
+    """What one ``stat`` says of a file: any change of its content changes one of these."""
+
+    mode: int
+    size: int
+    mtime_ns: int
+    ctime_ns: int
+    inode: int
+    device: int
+
+
+# A file's timestamps are as fine as its file system keeps them (ext3 and HFS+ a second, FAT two, others
+# a clock tick of milliseconds): a save this soon after the one read may leave the signature as it was.
+RACY_NS = 3_000_000_000
 
 
 class MappingWatcher:
@@ -75,22 +177,57 @@ class MappingWatcher:
     (or since construction), ``None`` when it did not; a changed but bad file raises
     :class:`MappingError` once per distinct content (the caller keeps playing the old mapping),
     then ``poll()`` returns ``None`` until the content changes again.
+
+    A poll costs one ``stat``: the file is read and hashed only when its signature (type, size, times,
+    inode) changed and it is a regular file within :data:`MAX_FILE_BYTES`. A file that is refused from
+    its ``stat`` alone (a FIFO, a device, a folder, 100 MB) is reported once per signature and never
+    opened. A file read within :data:`RACY_NS` of its last change is read again (not parsed again unless
+    its bytes differ) until a read comes later than that: a second save in the same timestamp tick,
+    of the same size, leaves the signature as it was, and would otherwise be missed.
     """
 
     def __init__(self, spec: str | Path | None):
         self.spec = spec
         self.path = mapping_path(spec)
-        self._digest = self._read_digest()
-
-    def _read_digest(self) -> str | None:
+        self.source = DEFAULT_SOURCE if spec is None else str(spec)
+        self._seen: _Signature | int | None = None  # the last look: a signature, an errno, or None (missing)
+        self._digest: str | None = None               # of the bytes last read; None: none yet, or refused since
+        self._racy = False                            # the last read came too soon after the file's change
         try:
-            return hashlib.sha256(self.path.read_bytes()).hexdigest()
-        except OSError:
-            return None
+            self._look()
+        except MappingError:
+            pass  # the mapping playing is the one the caller loaded; a bad file now is reported when it changes
 
     def poll(self) -> Mapping | None:
-        digest = self._read_digest()
-        if digest is None or digest == self._digest:
+        data = self._look()
+        return None if data is None else _parse_bytes(data, self.source)
+
+    def _look(self) -> bytes | None:
+        """The file's bytes when they changed since the last look, else None; a refused file raises, once."""
+        status: os.stat_result | None = None
+        try:
+            status = os.stat(self.path)
+            seen: _Signature | int | None = _Signature(stat.S_IFMT(status.st_mode), status.st_size,
+                                                       status.st_mtime_ns, status.st_ctime_ns, status.st_ino,
+                                                       status.st_dev)
+        except OSError as error:
+            seen, failure = (None if error.errno == errno.ENOENT else error.errno), error
+        if seen == self._seen and not self._racy:
             return None
-        self._digest = digest  # a bad file is reported once, not on every poll
-        return load_mapping(self.spec)
+        self._seen, self._racy = seen, False
+        if seen is None:
+            return None  # missing: the caller says so, and the same bytes saved again are no change
+        try:
+            if status is None:
+                raise _not_readable(self.path, self.source, failure)  # a symlink loop, no permission
+            _check_regular(self.path, self.source, status)  # from the stat alone: a FIFO or a device is not opened
+            data = read_mapping_file(self.path, self.source)
+        except MappingError as error:
+            self._digest = None  # whatever is saved next is read, even the bytes that played before
+            raise short_error(error) from None
+        self._racy = abs(time.time_ns() - status.st_mtime_ns) < RACY_NS
+        digest = hashlib.sha256(data).hexdigest()
+        if digest == self._digest:
+            return None
+        self._digest = digest
+        return data

@@ -382,3 +382,59 @@ def test_a_thousand_switches_with_file_saves_and_heavy_ccs_raise_nothing(tmp_pat
     assert tempos[-1] == 140.0, "the last switch did not win"
     ccs = [s for s in show.port.snapshot() if s.kind == CONTROL_CHANGE and 20 <= s.message[1] < 44]
     assert ccs, "the mappings' CCs were not sent"
+
+
+def test_a_mapping_deleted_garbled_or_made_a_folder_keeps_the_show_and_a_restored_one_plays(tmp_path, caplog):
+    path = tmp_path / "show.yaml"
+    path.write_text(fixed_tempo(90))
+
+    def make_folder():
+        path.unlink()
+        path.mkdir()
+
+    def restore():
+        path.rmdir()
+        path.write_text(fixed_tempo(120))
+
+    show = offline_show(happy_frames(), mapping=str(path))
+    start = play(show, 16.0, at={3.0: path.unlink, 5.0: lambda: path.write_bytes(b"\xff\xfe\x00garbage\x80\x81" * 50),
+                                 7.0: make_folder, 10.0: restore})
+    music = [(t - start, args[0]) for t, args in show.music()]
+    assert {tempo for t, tempo in music if t < 10.0} == {90.0}, music
+    assert music[-1][1] == 120.0, "the restored file never played"
+    assert show.note_ons(start + 3.0, start + 10.0), "the music stopped while the file was broken"
+    lines = [r.getMessage() for r in caplog.records if "show.yaml" in r.getMessage()]
+    missing = [line for line in lines if "missing" in line]
+    refused = [line for line in lines if "not reloaded" in line]
+    assert len(missing) == 1, missing  # once when deleted, not on every poll
+    assert len(refused) == 2, refused  # the garbage and the folder, once each
+    assert all("keeps playing" in line for line in missing + refused)
+    assert show.daemon.restarts == {}
+
+
+def test_a_folder_camera_unplugged_and_back_keeps_the_music_and_reconnects(tmp_path, caplog):
+    """A real image folder (the camera) renamed away and back: the no-face policy plays on, /source 0 then 1."""
+    import cv2
+
+    from emobridge.perception.sources import ImageFolderSource
+
+    folder = tmp_path / "camera"
+    folder.mkdir()
+    for i in range(3):
+        cv2.imwrite(str(folder / f"face{i}.png"), happy_frames()[0])
+    gone = tmp_path / "camera-unplugged"
+    open_folder = functools.partial(ImageFolderSource, folder, fps=10.0, loop=True)
+    show = offline_show(happy_frames(), reopen=open_folder)
+    show.daemon.perceiver.source = open_folder()
+    start = play(show, 20.0, at={4.0: lambda: folder.rename(gone), 10.0: lambda: gone.rename(folder)})
+    sources = [(round(t - start, 1), args) for t, args in show.osc.of("source")]
+    assert [args for _, args in sources] == [(0, str(folder)), (1, str(folder))], sources
+    lost, back = sources[0][0], sources[1][0]
+    assert 4.0 <= lost < 5.0 and 10.0 <= back < 16.0, sources  # retried with backoff (0.5 s doubling to 5 s)
+    assert show.note_ons(start + lost + 1.0, start + back), "the music stopped while the camera was gone"
+    faces = [args for t, args in show.osc.of("faces") if start + lost < t < start + back]
+    assert faces and set(faces) == {(0,)}, "/faces 0 while the source is gone"
+    emotions = [args for t, args in show.osc.of("emotion") if t > start + back + 1.0]
+    assert emotions and emotions[-1][1] is True, "frames with the face never came back"
+    retries = [r.getMessage() for r in caplog.records if "retry" in r.getMessage()]
+    assert len(retries) == 1, retries  # logged once per outage, not once per attempt

@@ -11,7 +11,8 @@ import pytest
 
 from emobridge.labels import EMOTIONS
 from emobridge.perception.smoothing import SmoothingConfig
-from emobridge.tools.steadiness import RecordedClip, clip, measure_steadiness, pairs_of, place_face, score_clips
+from emobridge.tools.steadiness import (RecordedClip, clip, load_val_faces, measure_steadiness, pairs_of, pick_faces,
+                                        place_face, score_clips)
 
 FER_VAL = Path(os.environ.get("EMOBRIDGE_FER_VAL", "/tmp/fer2013/val"))  # CI unpacks ../shared/data there
 
@@ -79,7 +80,9 @@ def test_a_switch_never_followed_counts_as_not_followed():
 def test_real_chain_on_clips_from_fer_val_gives_finite_figures():
     from emobridge.perception.emotion import EmotionClassifier
 
-    result = measure_steadiness(EmotionClassifier(), FER_VAL, fps=15.0, hold=3.0, pairs=2)
+    classifier = EmotionClassifier()
+    faces = pick_faces(classifier, load_val_faces(FER_VAL), per_class=1)  # one face a class: a third of the screening
+    result = measure_steadiness(classifier, faces=faces, fps=15.0, hold=3.0, pairs=2)
     assert result.pairs == 2 and result.face_found > 0.9
     assert math.isfinite(result.spurious_per_minute) and math.isfinite(result.latency_median_s)
     assert 0.0 <= result.latency_median_s <= 3.0

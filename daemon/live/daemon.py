@@ -294,7 +294,9 @@ class Daemon:
             self._report_failure(name, error)
         failures = self.player.send_failures
         if failures != self._reported_failures:
-            log.warning("MIDI output failed %d times so far; still playing", failures)
+            error = self.player.last_send_error
+            log.warning("MIDI output failed %d times so far (last: %s: %s); still playing", failures,
+                        type(error).__name__, error)
             self._reported_failures = failures
         now = self.clock()
         if self.perceiver.frames != self._frames_seen or self.perceiver.source_lost:

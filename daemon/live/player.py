@@ -86,6 +86,7 @@ class Player:
         self.faults = Faults()
         self._conductor_thread: threading.Thread | None = None
         self.send_failures = 0  # MIDI sends that raised (counted here; reported by whoever watches)
+        self.last_send_error: Exception | None = None
         self._programs: dict[int, tuple[int | None, int | None]] = {}  # channel → (bank, program) sent
         self._programs_for: Mapping | None = None  # the mapping whose programs were last sent
         self.channels_played: set[int] = set()  # released at pause and exit, even after a mapping change
@@ -263,5 +264,6 @@ class Player:
         """A port error must not stop the show's clock: count it (the daemon reports it), play on."""
         try:
             send(*args)
-        except Exception:
+        except Exception as error:
+            self.last_send_error = error
             self.send_failures += 1

@@ -157,3 +157,72 @@ def test_tee_panic_reaches_primary_and_listener_and_close_closes_the_primary():
     released = [(NOTE_OFF | 4, 70, 0), (CONTROL_CHANGE | 4, SUSTAIN, 0), (CONTROL_CHANGE | 4, ALL_NOTES_OFF, 0)]
     assert primary.messages()[1:] == [m for m, _ in heard.got[1:]] == released
     assert primary.closed and primary.sounding() == set()
+
+
+def test_refresh_sends_again_the_note_offs_of_the_last_bar_and_never_cuts_a_note():
+    """The player refreshes at each bar line: a receiver that missed a note-off gets it then."""
+    port = FakePort()
+    port.note_on(0, 60, 100)
+    port.note_on(0, 62, 100)
+    port.note_off(0, 60)
+    port.note_off(0, 62)
+    port.note_on(0, 62, 90)  # struck again: it sounds, and a refresh must leave it alone
+    port.note_on(1, 40, 100)  # never released: nothing to refresh
+    before = len(port.messages())
+    port.refresh()
+    assert port.messages()[before:] == [(NOTE_OFF, 60, 0)]
+    assert port.sounding() == {(0, 62), (1, 40)}
+    before = len(port.messages())
+    port.refresh()  # nothing released since the last refresh
+    assert len(port.messages()) == before
+    port.note_off(0, 62)
+    port.panic()  # 40 on channel 1 ends with the panic; the all-notes-offs count as releases too
+    before = len(port.messages())
+    port.refresh()
+    assert set(port.messages()[before:]) == {(NOTE_OFF, 62, 0), (NOTE_OFF | 1, 40, 0)}
+
+
+def test_heal_releases_every_key_played_that_does_not_sound_and_only_those_before_a_mark():
+    port = FakePort()
+    for pitch in (60, 62, 64):
+        port.note_on(0, pitch, 100)
+        port.note_off(0, pitch)
+    port.note_on(0, 62, 100)  # sounds now: a heal leaves it
+    mark = port.mark()
+    port.note_on(3, 50, 100)
+    port.note_off(3, 50)      # released after the mark: a heal(before=mark) leaves it
+    before = len(port.messages())
+    assert port.heal(before=mark) == 2
+    assert port.messages()[before:] == [(NOTE_OFF, 60, 0), (NOTE_OFF, 64, 0)]
+    before = len(port.messages())
+    assert port.heal() == 3
+    assert port.messages()[before:] == [(NOTE_OFF, 60, 0), (NOTE_OFF, 64, 0), (NOTE_OFF | 3, 50, 0)]
+    assert port.sounding() == {(0, 62)}
+
+
+def test_the_wire_view_follows_raw_sends_so_a_tees_primary_refreshes_what_it_sent():
+    """Behind a Tee the primary only gets raw bytes; its refresh still knows the notes, and the listener
+    (the recorder) hears none of the repeats."""
+    primary, heard = FakePort(), Heard()
+    tee = Tee(primary, heard)
+    tee.note_on(2, 70, 100)
+    tee.note_off(2, 70)
+    copied = len(heard.got)
+    tee.refresh()
+    assert primary.messages()[-1] == (NOTE_OFF | 2, 70, 0) and len(heard.got) == copied
+    assert tee.heal() == 1 and primary.messages()[-1] == (NOTE_OFF | 2, 70, 0)
+    assert tee.health() == primary.health() and tee.health().ok
+
+
+def test_a_refresh_repeats_one_bar_however_long_the_show():
+    port = FakePort()
+    for bar in range(500):
+        for pitch in range(48, 72):
+            port.note_on(bar % 16, pitch, 100)
+            port.note_off(bar % 16, pitch)
+        port.refresh()
+    port.note_on(0, 60, 100)
+    port.note_off(0, 60)
+    before = len(port.messages())
+    port.refresh()  # only what was released since the last refresh: one note-off, not the show's history
+    assert port.messages()[before:] == [(NOTE_OFF, 60, 0)]

@@ -5,6 +5,14 @@ Whatever sends MIDI (the player, the daemon's CCs, ``emobridge learn``) talks to
 :class:`FakePort` keeps what it is sent (for tests), and :class:`Tee` plays on a port while
 copying its channel messages to listeners such as the recorder. The real and the fake port
 share :class:`BasePort`, so the tests of the fake prove the bookkeeping of the real one.
+
+A show's receivers come and go (a DAW reconnects its input, JACK restarts), and a note-off sent
+while a receiver was away never arrives. So :class:`BasePort` also keeps the wire's view of the
+notes (what a receiver that heard everything would be holding) and offers two ways to heal a
+receiver that missed something, neither of which ever cuts a note that sounds:
+:meth:`~BasePort.refresh` (at every bar line: the note-offs of the last bar, again) and
+:meth:`~BasePort.heal` (when a receiver connects: a note-off for every key ever played that is
+not sounding now).
 """
 
 from __future__ import annotations
@@ -17,6 +25,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+HEAL_ALL_NOTES_OFF_OVER = 256  # keys to release at a heal beyond which one all-notes-off per channel says it shorter
+
 # Status bytes. A channel message's first byte is its kind | channel (0-15); from SYSTEM on there is no channel.
 NOTE_OFF, NOTE_ON, CONTROL_CHANGE, PROGRAM_CHANGE = 0x80, 0x90, 0xB0, 0xC0
 SYSTEM = 0xF0
@@ -27,7 +37,7 @@ KIND_MASK, CHANNEL_MASK = 0xF0, 0x0F  # the two halves of a channel message's st
 
 # Controller numbers (the second byte of a control change)
 BANK_SELECT_MSB, BANK_SELECT_LSB, SUSTAIN = 0, 32, 64
-ALL_NOTES_OFF = 123
+ALL_SOUND_OFF, ALL_NOTES_OFF = 120, 123
 CHANNEL_MODE = range(120, 128)  # commands, not knobs: all sound off, reset controllers, all notes off, ...
 
 
@@ -50,7 +60,29 @@ class MidiPort(Protocol):
     def panic(self, channels: set[int] | None = None) -> None:
         """Release every sounding note, then sustain off and all-notes-off on *channels* and every channel used."""
 
+    def refresh(self) -> None:
+        """At a bar line (from the player's thread): send again the note-off of every key released since the last
+        refresh that is not sounding now, for a receiver that was away when it was sent. Cheap, MIDI only."""
+
+    def health(self) -> PortHealth:
+        """Whether the port reaches its backend now (read by the daemon's main loop; never blocks)."""
+
     def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class PortHealth:
+    """A port's state for the log and the OSC ``/status`` (stage ``midi``).
+
+    *changes* counts the times *ok* flipped since the port opened, so a watcher that looks now and
+    then sees a loss and return that happened between two looks; *text* is one line saying the
+    state now (and, once back, for how long the port was gone and what was dropped meanwhile).
+    """
+
+    ok: bool
+    text: str
+    changes: int = 0
+    dropped: int = 0  # messages not sent because the port was down, since it opened
 
 
 class BasePort(ABC):
@@ -67,6 +99,11 @@ class BasePort(ABC):
         self._lock = threading.Lock()
         self._sounding: Counter[tuple[int, int]] = Counter()  # (channel, pitch) → note-ons not yet ended
         self._channels_used: set[int] = set()  # channels with notes since the start: a panic clears them all
+        # The wire's view, kept from the bytes that leave (through a tee's raw sends too), not from the calls:
+        self._emitted = 0  # messages put on the wire so far: a mark in its history
+        self._wire_on: set[tuple[int, int]] = set()   # keys whose last message was a note-on
+        self._released_at: dict[tuple[int, int], int] = {}  # key → the mark of its last release (≤ 16 × 128 keys)
+        self._released: set[tuple[int, int]] = set()  # keys released since the last refresh
 
     @abstractmethod
     def _write(self, message: list[int]) -> None:
@@ -76,17 +113,42 @@ class BasePort(ABC):
     def _close(self) -> None:
         """Let go of the wire (called with the lock held, after the closing panic)."""
 
+    def _emit(self, message: list[int]) -> None:
+        """Put one message on the wire and keep the wire's view of the notes (called with the lock held)."""
+        self._emitted += 1
+        status = message[0] if message else 0
+        kind, channel = status & KIND_MASK, status & CHANNEL_MASK
+        if kind in (NOTE_ON, NOTE_OFF) and len(message) >= 3:
+            key = (channel, message[1])
+            if kind == NOTE_ON and message[2] > 0:
+                self._wire_on.add(key)
+            else:
+                self._wire_on.discard(key)
+                self._released.add(key)
+                self._released_at[key] = self._emitted
+        elif kind == CONTROL_CHANGE and len(message) >= 3 and message[1] in (ALL_SOUND_OFF, ALL_NOTES_OFF):
+            ended = {key for key in self._wire_on if key[0] == channel}
+            self._wire_on -= ended
+            self._released |= ended
+            self._released_at.update(dict.fromkeys(ended, self._emitted))
+        self._write(message)
+
+    def mark(self) -> int:
+        """A point in the port's history, for :meth:`heal`'s *before*."""
+        with self._lock:
+            return self._emitted
+
     def send(self, message: list[int]) -> None:
         with self._lock:
-            self._write(message)
+            self._emit(message)
 
     def note_on(self, channel: int, pitch: int, velocity: int) -> None:
         with self._lock:
             if self._sounding[(channel, pitch)]:
                 # Retrigger: some synths give every note-on its own voice, and one
                 # note-off would then leave the first voice hanging.
-                self._write([NOTE_OFF | channel, pitch, 0])
-            self._write([NOTE_ON | channel, pitch, max(1, min(127, velocity))])  # velocity 0 would mean note-off
+                self._emit([NOTE_OFF | channel, pitch, 0])
+            self._emit([NOTE_ON | channel, pitch, max(1, min(127, velocity))])  # velocity 0 would mean note-off
             self._sounding[(channel, pitch)] += 1
             self._channels_used.add(channel)
 
@@ -98,7 +160,7 @@ class BasePort(ABC):
             # A repeated pitch still held by an earlier note-on keeps sounding until its last off.
             if self._sounding[(channel, pitch)] == 0:
                 del self._sounding[(channel, pitch)]
-                self._write([NOTE_OFF | channel, pitch, 0])
+                self._emit([NOTE_OFF | channel, pitch, 0])
 
     def control_change(self, channel: int, control: int, value: int) -> None:
         self.send([CONTROL_CHANGE | channel, control, max(0, min(127, value))])
@@ -109,11 +171,51 @@ class BasePort(ABC):
     def panic(self, channels: set[int] | None = None) -> None:
         with self._lock:
             for channel, pitch in list(self._sounding):
-                self._write([NOTE_OFF | channel, pitch, 0])
+                self._emit([NOTE_OFF | channel, pitch, 0])
             self._sounding.clear()
             for channel in sorted((channels or set()) | self._channels_used):
-                self._write([CONTROL_CHANGE | channel, SUSTAIN, 0])
+                self._emit([CONTROL_CHANGE | channel, SUSTAIN, 0])
+                self._emit([CONTROL_CHANGE | channel, ALL_NOTES_OFF, 0])
+
+    def refresh(self) -> None:
+        """The note-offs released since the last refresh, again, for every key that is not sounding now.
+
+        A receiver that was away (reconnecting) when a note-off went out gets it at the next bar line,
+        so no note hangs longer than its written length plus a bar. A key struck again since sounds
+        on the wire and is left alone: a refresh never cuts a note.
+        """
+        with self._lock:
+            for channel, pitch in sorted(self._released - self._wire_on):
+                self._write([NOTE_OFF | channel, pitch, 0])
+            self._released.clear()
+
+    def heal(self, before: int | None = None) -> int:
+        """For a receiver that just (re)connected: a note-off for every key played that is not sounding now
+        (with *before*, a :meth:`mark`: only keys last released before it, which the receiver may have missed).
+
+        What it holds from before it went away is released at once, and nothing that sounds is cut.
+        Returns the number of messages sent.
+        """
+        with self._lock:
+            return self._heal_locked(before)
+
+    def _heal_locked(self, before: int | None = None) -> int:
+        keys = sorted(key for key, at in self._released_at.items()
+                      if key not in self._wire_on and (before is None or at < before))
+        if len(keys) > HEAL_ALL_NOTES_OFF_OVER:  # more than any show plays: one message per channel instead
+            quiet = sorted({channel for channel, _ in keys} - {channel for channel, _ in self._wire_on})
+            for channel in quiet:
                 self._write([CONTROL_CHANGE | channel, ALL_NOTES_OFF, 0])
+            keys = [key for key in keys if key[0] not in quiet]
+            sent = len(quiet)
+        else:
+            sent = 0
+        for channel, pitch in keys:
+            self._write([NOTE_OFF | channel, pitch, 0])
+        return sent + len(keys)
+
+    def health(self) -> PortHealth:
+        return PortHealth(True, f"{self.description} is open")
 
     def close(self) -> None:
         self.panic()
@@ -208,6 +310,18 @@ class Tee(BasePort):
             t = self.now()
             for listener in self.listeners:
                 listener.message(message, t)
+
+    def refresh(self) -> None:
+        """The primary's refresh: it keeps the wire's view of what it sent, and its repeats are no music to record."""
+        with self._lock:
+            self._released.clear()  # the tee's own view is not the one that refreshes
+        self.primary.refresh()
+
+    def heal(self, before: int | None = None) -> int:
+        return self.primary.heal(before) if isinstance(self.primary, BasePort) else 0
+
+    def health(self) -> PortHealth:
+        return self.primary.health()
 
     def _close(self) -> None:
         self.primary.close()

@@ -102,7 +102,9 @@ def test_each_target_is_looked_up_once(osc, monkeypatch):
     monkeypatch.setattr(socket, "getaddrinfo", counting)
     other = OscListener()
     try:
-        out = OscSender([OscTargetSpec("osc-test.invalid", osc.port), OscTargetSpec("127.0.0.1", other.port, "reaper")])
+        # as the daemon does: the --osc text is checked (looked up) first, then the sender is built from it
+        checked = parse_target(f"osc-test.invalid:{osc.port}")
+        out = OscSender([checked, OscTargetSpec("127.0.0.1", other.port, "reaper")])
         for i in range(50):
             out.send_emotion(EmotionState.fixed("happy"))
             out.send_music(100.0 + i, "major", 0.5, bar_start=True)

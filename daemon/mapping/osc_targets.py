@@ -38,6 +38,7 @@ Sending is ``outputs.osc.OscSender``'s business.
 from __future__ import annotations
 
 import reprlib
+import functools
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -127,8 +128,13 @@ def _check_messages(preset: Preset, messages: frozenset[str] | None) -> frozense
     return messages
 
 
+@functools.lru_cache(maxsize=256)
 def resolve_address(host: str, port: int) -> tuple[int, tuple]:
-    """(address family, socket address) of a target: the one name lookup a target needs."""
+    """(address family, socket address) of a target: the one name lookup a target needs.
+
+    Kept for the process: the check when ``--osc`` or a mapping is read and the sender built from
+    it share one lookup (a failed lookup is not kept, so a typo fixed in a saved mapping is tried anew).
+    """
     try:
         info = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)[0]
     except (socket.gaierror, UnicodeError, IndexError):

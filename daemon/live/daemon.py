@@ -9,8 +9,8 @@ Threads and what each one owns:
 - **conductor** (:class:`~emobridge.live.conductor.Conductor`): the composer; composes each bar a beat
   ahead, when the player asks.
 - **outputs** (:class:`~emobridge.live.fanout.Fanout`): OSC, Link and the recording's log.
-- **main** (:meth:`Daemon.run`): signals, the mapping (reload and switching), the preview window,
-  the watchdog, and the shutdown that releases every note.
+- **main** (:meth:`Daemon.run`): signals (:mod:`.signals`), the mapping (reload and switching), the
+  preview window, the watchdog (:mod:`.watchdog`), and the shutdown that releases every note.
 
 Other threads (the OSC control server) only *request*: a flag or a queued request that the owner
 applies at its defined point — the next beat (pause, volume), the next bar (mapping, forced
@@ -21,9 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import queue
-import select
 import signal
 import sys
 import threading
@@ -45,6 +43,8 @@ from .fanout import BarStarted, Fanout
 from .perceive import PerceptionLoop, PerceptionSettings
 from .player import Player
 from .preview import PreviewFrame, render
+from .signals import SignalFlags
+from .watchdog import Watchdog
 from .wiring import Parts, RunConfig, build_parts
 
 log = logging.getLogger("emobridge")
@@ -56,53 +56,7 @@ PREVIEW_STALE = 1.0  # seconds without a new picture (source lost) after which t
 BLANK_PICTURE = np.zeros((480, 640, 3), dtype=np.uint8)  # what the window shows without a picture
 JOIN_TIMEOUT = 2.0  # seconds a thread gets to finish at shutdown
 RESTART_PAUSE = 0.1  # seconds before a thread whose loop failed runs it again
-PERCEPTION_STALL = 3.0  # seconds without a processed frame (while the source is not known lost) that count as a stall
 FORCE_AFTER_SIGNALS = 3  # stop signals that make the shutdown skip waiting for threads
-
-
-class SignalFlags:
-    """What the signal handlers may touch: counters, nothing else (no locks, no logging, no events).
-
-    With :meth:`open_wakeup`, Python's own C-level handler also writes a byte to a pipe that the main
-    loop waits on, so a stop is acted on at once rather than at the next tick.
-    """
-
-    def __init__(self) -> None:
-        self.wakeup: tuple[int, int] | None = None  # (read end, write end) of the wake-up pipe
-        self.stops = 0  # INT and TERM received
-        self.reloads = 0  # HUP received
-        self.seen_stops = 0  # stops the main loop has acted on
-        self.seen_reloads = 0
-
-    def handle(self, signum: int, _frame: object) -> None:
-        if signum == getattr(signal, "SIGHUP", None):
-            self.reloads += 1
-        else:
-            self.stops += 1
-
-    def open_wakeup(self) -> None:
-        read, write = os.pipe()
-        os.set_blocking(read, False)
-        os.set_blocking(write, False)  # a full pipe must drop the byte, never block the handler
-        self.wakeup = (read, write)
-        signal.set_wakeup_fd(write, warn_on_full_buffer=False)
-
-    def wait(self, seconds: float) -> None:
-        """Sleep up to *seconds*, less if a signal arrives (main thread, real time only)."""
-        assert self.wakeup is not None
-        readable, _, _ = select.select([self.wakeup[0]], [], [], seconds)
-        if readable:
-            try:
-                os.read(self.wakeup[0], 4096)
-            except BlockingIOError:
-                pass
-
-    def close_wakeup(self) -> None:
-        if self.wakeup is not None:
-            signal.set_wakeup_fd(-1)
-            for fd in self.wakeup:
-                os.close(fd)
-            self.wakeup = None
 
 
 class Daemon:
@@ -136,12 +90,9 @@ class Daemon:
         self.faults = Faults.from_env()
         for loop in (self.player, self.conductor, self.fanout, self.perceiver):
             loop.faults = self.faults
-        self.failures: queue.SimpleQueue[tuple[str, BaseException]] = queue.SimpleQueue()  # logged by main
-        self.restarts: dict[str, int] = {}  # thread → times its loop failed and was run again
-        self._reported_failures = 0
+        self.watchdog = Watchdog(self.clock, self.perceiver, self.player, self.fanout, config.speed)
+        self.restarts = self.watchdog.restarts  # thread → times its loop failed and was run again
         self._next_reload = 0.0
-        self._frames_seen, self._frames_at = 0, self.clock()
-        self._stalled: set[str] = set()  # stages the watchdog has reported stalled
 
     # --- what the music reads (any thread; plain attribute reads) --------------
     def music_state(self) -> EmotionState:
@@ -204,7 +155,7 @@ class Daemon:
                         loop(self.stop)
                         return
                     except Exception as error:
-                        self.failures.put((name, error))
+                        self.watchdog.failed(name, error)
                         if not self.clock.wait_until(self.clock() + RESTART_PAUSE, self.stop):
                             return
             finally:
@@ -243,7 +194,7 @@ class Daemon:
             try:
                 self._main_turn()
             except Exception as error:  # the main loop is the shutdown's owner: it must keep turning
-                self._report_failure("main", error)
+                self.watchdog.failed("main", error)
 
     def _main_turn(self) -> None:
         self._act_on_signals()
@@ -252,7 +203,7 @@ class Daemon:
         if self.clock() >= self._next_reload:
             self._reload_mapping()
             self._next_reload = self.clock() + RELOAD_PERIOD
-        self._watch()
+        self.watchdog.check()
         if self.preview is not None:
             self._update_preview()
 
@@ -283,58 +234,6 @@ class Daemon:
         if switch is not None:
             self._switch_mapping(switch)
 
-    def _watch(self) -> None:
-        """The watchdog: say what went wrong on other threads (they only count it or queue it) and notice a
-        stage that stopped making progress."""
-        while True:
-            try:
-                name, error = self.failures.get_nowait()
-            except queue.Empty:
-                break
-            self._report_failure(name, error)
-        failures = self.player.send_failures
-        if failures != self._reported_failures:
-            error = self.player.last_send_error
-            log.warning("MIDI output failed %d times so far (last: %s: %s); still playing", failures,
-                        type(error).__name__, error)
-            self._reported_failures = failures
-        now = self.clock()
-        if self.perceiver.frames != self._frames_seen or self.perceiver.source_lost:
-            self._frames_seen, self._frames_at = self.perceiver.frames, now
-            self._progress("perception", True, "perception is processing frames again")
-        elif now - self._frames_at > PERCEPTION_STALL:
-            self._progress("perception", False, f"perception has processed no frame for {now - self._frames_at:.0f} s "
-                                                "(a frozen camera driver?); the music goes on")
-        bar = self.player.current
-        if bar is not None and not self.player.paused:
-            late = now - self.player.last_beat
-            bar_seconds = bar.params.beats_per_bar * 60.0 / (bar.params.tempo * self.config.speed)
-            if late > bar_seconds + 0.5:
-                self._progress("player", False, f"the player is late by more than a bar ({late:.1f} s since a beat)")
-            else:
-                self._progress("player", True, "the player keeps time again")
-
-    def _progress(self, stage: str, ok: bool, message: str) -> None:
-        """Log and send a stage's stall once when it starts and once when it ends."""
-        if ok == (stage not in self._stalled):
-            return
-        if ok:
-            self._stalled.discard(stage)
-            log.info("%s", message)
-        else:
-            self._stalled.add(stage)
-            log.warning("%s", message)
-        self.fanout.status(stage, ok, message)
-
-    def _report_failure(self, name: str, error: BaseException) -> None:
-        self.restarts[name] = self.restarts.get(name, 0) + 1
-        if self.restarts[name] == 1:  # the first with its traceback; the stage is run again either way
-            log.error("the %s thread failed; it runs again and the show goes on", name, exc_info=error)
-        else:
-            log.error("the %s thread failed again (%s: %s, %d times); it runs again", name, type(error).__name__,
-                      error, self.restarts[name])
-        self.fanout.status(name, False, f"the {name} thread failed ({type(error).__name__}) and was restarted")
-
     def _shutdown(self, threads: list[threading.Thread]) -> None:
         self.stop.set()
         for thread in threads:  # the player releases every note as it exits
@@ -343,7 +242,7 @@ class Daemon:
                 thread.join(timeout=0.05)
                 waited += 0.05
         self.fanout.drain()
-        self._watch()  # the last failures, logged
+        self.watchdog.check()  # the last failures, logged
         self.close()
 
     def close(self) -> None:

@@ -7,6 +7,7 @@ counts the processed frames (one /emobridge/probs per frame).
 
 from __future__ import annotations
 
+import os
 import struct
 import subprocess
 import zlib
@@ -156,6 +157,7 @@ VIDEO_CASES = [
     pytest.param("random bytes", "noise.mp4", lambda p: p.write_bytes(np.random.default_rng(1).bytes(200_000)), 0),
     ("text named .avi", "readme.avi", lambda p: p.write_text("not a video\n" * 100), 0),
     ("a folder", "folder.mp4", lambda p: p.mkdir(), 0),
+    ("a fifo", "pipe.mp4", lambda p: os.mkfifo(p), 0),  # refused from its stat: never opened, so never blocks
     pytest.param("truncated mp4", "cut.mp4", lambda p: p.write_bytes(demo_clip_path().read_bytes()[:40_000]), None),
     ("truncated avi", "cut.avi", lambda p: p.write_bytes(
         write_video(p.with_suffix(".full.avi"), [face_frame()] * 20).read_bytes()[:60_000]), None),
@@ -183,3 +185,5 @@ def test_video_file(jack_server, osc, tmp_path, case, name, build, frames):
         assert_played(status, err, osc, frames)
     else:
         assert_refused(status, err, str(path))
+    if case in ("a folder", "a fifo"):
+        assert "not found" not in err and ("directory" if case == "a folder" else "FIFO") in err, err

@@ -8,9 +8,11 @@ speed they were recorded, so a clip drives the music like a live camera.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import re
+import stat
 import sys
 import time
 from abc import ABC, abstractmethod
@@ -272,6 +274,24 @@ class CameraSource(FrameSource):
             self._cap = None
 
 
+def _not_a_video_file(path: Path) -> str | None:
+    """What is wrong with *path* as a video file, from its stat alone (nothing is opened); None: a regular file."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            return "is a symlink loop (its links lead back to themselves): check the path"
+        return "not found: check the path"
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISDIR(mode):
+        return "is a directory, not a video file: give a video file, or --images for a folder of pictures"
+    kinds = ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
+             (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+    kind = next((words for test, words in kinds if test(mode)), "not a regular file")
+    return f"is {kind}, not a video file: give a video file (for a camera, --camera)"
+
+
 class VideoFileSource(FrameSource):
     """Frames of a video file, with times from its frame rate.
 
@@ -285,8 +305,9 @@ class VideoFileSource(FrameSource):
         self.name = str(path)
         self.loop = loop
         self._index = 0  # frames delivered
-        if not self.path.is_file():
-            raise SourceError(f"video file {self.name} not found: check the path")
+        problem = _not_a_video_file(self.path)
+        if problem:
+            raise SourceError(f"video file {self.name} {problem}")
         self._cap = self._open()
         ok, image = self._cap.read()
         if not ok or image is None:

@@ -84,8 +84,13 @@ def _check_regular(path: Path, source: str, status: os.stat_result) -> None:
         raise _too_big(source, status.st_size)
 
 
-def _too_big(source: str, size: int) -> MappingError:
-    return MappingError(source, "(file)", f"is {size / 1e6:.1f} MB", f"a mapping file under {MAX_FILE_BYTES // 1000} kB")
+def _too_big(source: str, size: int, grew: bool = False) -> MappingError:
+    problem = f"gave more than {_size(MAX_FILE_BYTES)} when read" if grew else f"is {_size(size)}"
+    return MappingError(source, "(file)", problem, f"a mapping file of at most {_size(MAX_FILE_BYTES)}")
+
+
+def _size(count: int) -> str:
+    return f"{count / 1e6:.1f} MB" if count >= 100_000 else f"{count / 1e3:.0f} kB" if count >= 1000 else f"{count} bytes"
 
 
 def _read_regular(path: Path, source: str) -> bytes:
@@ -105,8 +110,8 @@ def _read_regular(path: Path, source: str) -> bytes:
     finally:
         os.close(descriptor)
     data = b"".join(chunks)
-    if len(data) > MAX_FILE_BYTES:
-        raise _too_big(source, max(len(data), status.st_size))
+    if len(data) > MAX_FILE_BYTES:  # it grew since its stat, or is one that says 0 bytes (/proc, /sys)
+        raise _too_big(source, len(data), grew=True)
     return data
 
 
@@ -202,24 +207,26 @@ class MappingWatcher:
         data = self._look()
         return None if data is None else _parse_bytes(data, self.source)
 
-    def _look(self) -> bytes | None:
-        """The file's bytes when they changed since the last look, else None; a refused file raises, once."""
-        status: os.stat_result | None = None
+    def _stat(self) -> tuple[os.stat_result | OSError, _Signature | int | None]:
+        """One stat of the file: its result (or error) and what is compared from one poll to the next."""
         try:
             status = os.stat(self.path)
-            seen: _Signature | int | None = _Signature(stat.S_IFMT(status.st_mode), status.st_size,
-                                                       status.st_mtime_ns, status.st_ctime_ns, status.st_ino,
-                                                       status.st_dev)
-        except OSError as error:
-            seen, failure = (None if error.errno == errno.ENOENT else error.errno), error
+        except OSError as error:  # missing is None (the caller says so); a broken link, a loop: reported once
+            return error, None if error.errno == errno.ENOENT and not os.path.islink(self.path) else error.errno
+        return status, _Signature(stat.S_IFMT(status.st_mode), status.st_size, status.st_mtime_ns,
+                                  status.st_ctime_ns, status.st_ino, status.st_dev)
+
+    def _look(self) -> bytes | None:
+        """The file's bytes when they changed since the last look, else None; a refused file raises, once."""
+        status, seen = self._stat()
         if seen == self._seen and not self._racy:
             return None
         self._seen, self._racy = seen, False
         if seen is None:
             return None  # missing: the caller says so, and the same bytes saved again are no change
         try:
-            if status is None:
-                raise _not_readable(self.path, self.source, failure)  # a symlink loop, no permission
+            if isinstance(status, OSError):
+                raise _not_readable(self.path, self.source, status)  # a symlink loop, no permission
             _check_regular(self.path, self.source, status)  # from the stat alone: a FIFO or a device is not opened
             data = read_mapping_file(self.path, self.source)
         except MappingError as error:

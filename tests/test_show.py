@@ -427,7 +427,7 @@ def test_a_folder_camera_unplugged_and_back_keeps_the_music_and_reconnects(tmp_p
     show = offline_show(happy_frames(), reopen=open_folder)
     show.daemon.perceiver.source = open_folder()
     start = play(show, 20.0, at={4.0: lambda: folder.rename(gone), 10.0: lambda: gone.rename(folder)})
-    sources = [(round(t - start, 1), args) for t, args in show.osc.of("source")]
+    sources = [(t - start, args) for t, args in show.osc.of("source")]
     assert [args for _, args in sources] == [(0, str(folder)), (1, str(folder))], sources
     lost, back = sources[0][0], sources[1][0]
     assert 4.0 <= lost < 5.0 and 10.0 <= back < 16.0, sources  # retried with backoff (0.5 s doubling to 5 s)
@@ -438,3 +438,16 @@ def test_a_folder_camera_unplugged_and_back_keeps_the_music_and_reconnects(tmp_p
     assert emotions and emotions[-1][1] is True, "frames with the face never came back"
     retries = [r.getMessage() for r in caplog.records if "retry" in r.getMessage()]
     assert len(retries) == 1, retries  # logged once per outage, not once per attempt
+
+
+def test_the_watchdog_says_when_the_midi_port_is_lost_and_back(tmp_path, caplog):
+    from emobridge.outputs.ports import PortHealth
+
+    caplog.set_level("INFO")
+    show = offline_show(happy_frames(), mapping=write(tmp_path, fixed_tempo(120)))
+    states = [PortHealth(True, "fake port is open")]
+    show.port.health = lambda: states[-1]
+    play(show, 10.0, at={3.0: lambda: states.append(PortHealth(False, "the MIDI port is gone (JACK stopped)", 1)),
+                         6.0: lambda: states.append(PortHealth(True, "the MIDI port is back after 3 s", 2))})
+    assert [args for _, args in show.osc.of("status")] == [("midi", 0), ("midi", 1)]
+    assert "the MIDI port is gone" in caplog.text and "is back after 3 s" in caplog.text

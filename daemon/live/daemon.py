@@ -90,7 +90,7 @@ class Daemon:
         self.faults = Faults.from_env()
         for loop in (self.player, self.conductor, self.fanout, self.perceiver):
             loop.faults = self.faults
-        self.watchdog = Watchdog(self.clock, self.perceiver, self.player, self.fanout, config.speed)
+        self.watchdog = Watchdog(self.clock, self.perceiver, self.player, self.fanout, parts.port, config.speed)
         self.restarts = self.watchdog.restarts  # thread → times its loop failed and was run again
         self._next_reload = 0.0
 

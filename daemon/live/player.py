@@ -124,6 +124,7 @@ class Player:
                 composed = self._silent_bar()
             self.faults.check("player")
             bar = composed.bar
+            self._guarded(self.midi.refresh)  # note-offs a receiver that was away may have missed, again
             self._send_programs(composed.mapping)
             self.current = bar
             self._queue_bar(bar, bar_start)

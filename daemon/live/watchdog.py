@@ -2,7 +2,7 @@
 
 Other threads only count a problem or queue it (the player must not log); the main loop calls
 :meth:`Watchdog.check` every turn, which logs each failure (the first of a thread with its
-traceback), MIDI send failures, and a stage that stopped making progress — perception with no
+traceback), MIDI send failures, the MIDI port lost and back, and a stage that stopped making progress — perception with no
 frame for a while although its source is not known lost, the player late by more than a bar —
 once when it starts and once when it ends, on the log and as OSC ``/status``.
 """
@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import queue
 
+from ..outputs.ports import MidiPort
 from .clock import Clock
 from .fanout import Fanout
 from .perceive import PerceptionLoop
@@ -24,8 +25,11 @@ PLAYER_SLACK = 0.5  # seconds beyond a bar without a beat before the player coun
 
 
 class Watchdog:
-    def __init__(self, clock: Clock, perceiver: PerceptionLoop, player: Player, fanout: Fanout, speed: float = 1.0):
+    def __init__(self, clock: Clock, perceiver: PerceptionLoop, player: Player, fanout: Fanout, port: MidiPort,
+                 speed: float = 1.0):
         self.clock, self.perceiver, self.player, self.fanout, self.speed = clock, perceiver, player, fanout, speed
+        self.port = port
+        self._port_changes = 0  # the port's health changes already reported
         self.failures: queue.SimpleQueue[tuple[str, BaseException]] = queue.SimpleQueue()  # (thread, error)
         self.restarts: dict[str, int] = {}  # thread → times its loop failed and was run again
         self._reported_send_failures = 0
@@ -44,6 +48,7 @@ class Watchdog:
                 break
             self._report_failure(thread, error)
         self._check_sends()
+        self._check_port()
         self._check_perception()
         self._check_player()
 
@@ -54,6 +59,15 @@ class Watchdog:
             log.warning("MIDI output failed %d times so far (last: %s: %s); still playing", failures,
                         type(error).__name__, error)
             self._reported_send_failures = failures
+
+    def _check_port(self) -> None:
+        """The MIDI port lost (JACK died) or back: one line each way, and /status midi."""
+        health = self.port.health()
+        if health.changes == self._port_changes:
+            return
+        self._port_changes = health.changes
+        (log.info if health.ok else log.warning)("%s", health.text)
+        self.fanout.status("midi", health.ok, health.text)
 
     def _check_perception(self) -> None:
         now = self.clock()

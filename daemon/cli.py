@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import __version__
-from .labels import EMOTIONS
+from .labels import EMOTIONS, FOLLOW_MODES
 from .errors import EmobridgeError, UserError
 from .tools.bench import add_arguments as add_bench_arguments, run as run_bench
 from .train.__main__ import add_arguments as add_train_arguments
@@ -44,7 +44,7 @@ def add_output_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--midi-clock", action="store_true", help="send MIDI clock (24 ppqn), Start/Stop and Song Position for DAW sync")
     p.add_argument("--record", metavar="DIR", help="write the session to DIR: a MIDI file and a JSON-lines emotion log")
     p.add_argument("--speed", type=float, default=1.0, help="play the music this many times faster (soak tests; default 1)")
-    p.add_argument("--faces", choices=("largest", "average", "each"),
+    p.add_argument("--faces", choices=FOLLOW_MODES,
                    help="which faces the music follows: the largest, the average of all, or each its own voice "
                         "(default: the mapping's faces.follow, largest)")
     p.add_argument("--preview", action="store_true",

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import queue
 import signal
 import sys
@@ -280,7 +281,7 @@ class Daemon:
         """Apply a saved (or, on SIGHUP, any) change of the mapping file from the next bar; keep playing on errors."""
         if self.watcher is None:
             return
-        if not self.watcher.path.exists():
+        if not os.path.lexists(self.watcher.path):  # a broken link or a loop is the watcher's to name
             if not self.mapping_missing:
                 self.mapping_missing = True
                 log.warning("mapping file %s is missing (deleted?); the previous mapping keeps playing", self.watcher.path)

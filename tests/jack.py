@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import glob
 import os
 import shutil
+import signal
 import subprocess
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -23,34 +26,101 @@ def jack_running() -> bool:
     return True
 
 
-class JackServer:
-    """``jackd -d dummy`` under a private name, unless a server already runs (as in CI)."""
+def jack_command(*args: str) -> bool:
+    """Run a JACK example client (jack_connect, jack_disconnect, jack_lsp) on this process's server."""
+    env = dict(os.environ, JACK_NO_START_SERVER="1")
+    try:
+        return subprocess.run(list(args), capture_output=True, env=env, timeout=10).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
 
-    def __init__(self) -> None:
+
+class JackServer:
+    """``jackd -d dummy`` under a private name, unless a server already runs (as in CI).
+
+    With *name*, always a private server of that name (and this process's clients use it, through
+    ``JACK_DEFAULT_SERVER``): one that a test may kill and start again without disturbing others.
+    A killed server's entry in JACK's shared registry stays taken (there are 8 for the whole machine)
+    until a server of the same name starts again: after a test that kills one, call :func:`reclaim`.
+    """
+
+    def __init__(self, name: str | None = None) -> None:
         self.process: subprocess.Popen | None = None
+        self.name = name
 
     def start(self) -> str:
-        if jack_running():
+        if self.name is None and jack_running():
             return "existing"
         jackd = shutil.which("jackd")
         if jackd is None:
             raise RuntimeError("no JACK server runs and jackd is not installed: apt-get install jackd2 (CI does this in .ci/run)")
-        name = f"emobridge-test-{os.getpid()}"
+        name = self.name or f"emobridge-test-{os.getpid()}"
         os.environ["JACK_DEFAULT_SERVER"] = name
         env = dict(os.environ, JACK_NO_AUDIO_RESERVATION="1")
+        output = tempfile.TemporaryFile(mode="w+")  # what jackd says, for the error when it does not start
         self.process = subprocess.Popen([jackd, "-n", name, "-d", "dummy", "-r", "48000", "-p", "128"],
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+                                        stdout=output, stderr=subprocess.STDOUT, env=env)
         deadline = time.monotonic() + 10
         while not jack_running():
             if self.process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"jackd -n {name} -d dummy did not start")
-            time.sleep(0.1)
+                output.seek(0)
+                said = " / ".join(line.strip() for line in output.read().splitlines()[-6:])
+                raise RuntimeError(f"jackd -n {name} -d dummy did not start: {said}")
+            time.sleep(0.05)
         return name
+
+    def kill(self) -> None:
+        """The server dies at once (SIGKILL): no goodbye to its clients, as in a crash."""
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+            self.process = None
 
     def stop(self) -> None:
         if self.process is not None:
             self.process.terminate()
             self.process.wait(timeout=10)
+            self.process = None
+
+
+def reclaim(name: str, pids: tuple[int, ...] = ()) -> None:
+    """Leave no trace of private server *name*: stop what is left of it (*pids*: the jackd processes it ran, which
+    may outlive a test killed midway) and free its entry in JACK's shared registry, which a killed server keeps
+    until a server of the same name starts and stops cleanly. Touches no environment of this process."""
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGCONT)  # a frozen one cannot hear SIGTERM
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            continue
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.05)
+    jackd = shutil.which("jackd")
+    if jackd is None:
+        return
+    env = dict(os.environ, JACK_NO_AUDIO_RESERVATION="1", JACK_DEFAULT_SERVER=name, JACK_NO_START_SERVER="1")
+    process = subprocess.Popen([jackd, "-n", name, "-d", "dummy", "-r", "48000", "-p", "128"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    try:
+        subprocess.run(["jack_wait", "-s", name, "-w", "-t", "5"], capture_output=True, env=env, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        time.sleep(1.0)
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+    for left in glob.glob(f"/dev/shm/jack_sem.{os.getuid()}_{glob.escape(name)}_*"):  # its dead clients' semaphores
+        try:
+            os.remove(left)
+        except OSError:
+            pass
 
 
 def jack_period() -> float:
@@ -93,10 +163,12 @@ CONNECT_SETTLE = 0.2  # seconds
 class JackReceiver:
     """A JACK MIDI input client connected to the first output port whose name contains *pattern*."""
 
-    def __init__(self, pattern: str | None, timeout: float = 15.0, virtual: str | None = None):
+    def __init__(self, pattern: str | None, timeout: float = 15.0, virtual: str | None = None,
+                 client_name: str = "emobridge-test-receiver"):
         self.messages: list[Received] = []
         self.lock = threading.Lock()
-        self.client = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name="emobridge-test-receiver")
+        self.client_name = client_name  # a unique one lets a test (dis)connect it by name: f"{client_name}:in"
+        self.client = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name=client_name)
         self.client.ignore_types(sysex=False, timing=False, active_sense=True)
         self.client.set_callback(self._on_message)
         if virtual:  # a port that others connect to (what --midi-connect opens)
@@ -113,7 +185,7 @@ class JackReceiver:
                 raise TimeoutError(f"no JACK MIDI port matching {pattern!r} appeared (ports: {ports})")
             time.sleep(0.05)
         self.port_name = ports[match[0]]
-        self.client.open_port(match[0])
+        self.client.open_port(match[0], name="in")
         # jack_connect returns once the server has recorded the connection; its process thread switches to the
         # new graph at a later cycle, which on a busy machine can be after a sender's first messages. Let it settle.
         time.sleep(CONNECT_SETTLE)

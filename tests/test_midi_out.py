@@ -95,3 +95,35 @@ def test_a_second_instance_on_the_same_port_name_is_refused(jack_server):
     assert name in str(error.value) and "already" in str(error.value) and "--midi-port" in str(error.value)
     first.close()
     MidiOut(name, backend="jack").close()  # free again once the first is gone
+
+
+def test_a_port_name_too_long_for_jack_is_its_own_error_before_any_backend_is_asked(monkeypatch):
+    import rtmidi
+
+    def asked(*args, **kwargs):
+        raise AssertionError("a backend was asked")
+
+    monkeypatch.setattr(rtmidi, "MidiOut", asked)
+    monkeypatch.setattr(rtmidi, "MidiIn", asked)
+    for name, size in (("x" * 1000, 1000), ("é" * 32, 64)):  # the limit is in bytes: é takes two
+        with pytest.raises(MidiPortError) as error:
+            MidiOut(name, backend="jack")
+        message = str(error.value)
+        assert f"{size} bytes" in message and "63" in message and "JACK" in message and "--midi-port" in message
+        assert "not running" not in message and "\n" not in message
+
+
+def test_the_longest_name_jack_takes_opens(jack_server):
+    name = "e" * 57 + uuid.uuid4().hex[:6]  # 63 bytes
+    out = MidiOut(name, backend="jack")
+    receiver = JackReceiver(name)
+    out.note_on(0, 60, 100)
+    assert messages(receiver, 1) == [(NOTE_ON, 60, 100)]
+    out.close()
+    receiver.close()
+
+
+def test_an_open_port_is_healthy_and_says_what_it_is(port):
+    out, _ = port
+    health = out.health()
+    assert health.ok and health.changes == 0 and health.dropped == 0 and out.port_name in health.text

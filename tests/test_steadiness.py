@@ -76,7 +76,9 @@ def test_a_switch_never_followed_counts_as_not_followed():
     assert result.to_json()["meets_targets"] is False
 
 
-@pytest.mark.skipif(not FER_VAL.is_dir(), reason="needs the FER2013 val faces ($EMOBRIDGE_FER_VAL or /tmp/fer2013/val)")
+@pytest.mark.skipif(not FER_VAL.is_dir(), reason="needs FER2013 faces in class folders (val/ or the Kaggle test/): "
+                    "EMOBRIDGE_FER_VAL=/path/to/fer2013/val ./scripts/test tests/test_steadiness.py "
+                    "(default /tmp/fer2013/val; CI unpacks ../shared/data/fer2013-train-val.tar.gz)")
 def test_real_chain_on_clips_from_fer_val_gives_finite_figures():
     from emobridge.perception.emotion import EmotionClassifier
 

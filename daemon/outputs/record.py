@@ -17,12 +17,30 @@ Two files per session, named by the local start time:
 A background thread flushes both files every ``flush_interval`` seconds (0.5 by default)
 and fsyncs them, so a crash or ``kill -9`` loses at most about half a second. Every
 method is thread-safe: the player thread records notes while the perception thread
-records emotion states and CCs. Recording never raises into the music: a full disk is
-logged once and the recorder stops writing.
+records emotion states and CCs.
+
+A take is never lost silently, and recording never raises into the music. At every flush
+(on the recorder's own thread, which alone logs):
+
+- a write that fails (a full disk: ENOSPC, or any OSError, at the write or the fsync) leaves the
+  files as the last good flush left them (whole, readable) and keeps what it could not write in
+  memory, up to :data:`MAX_BACKLOG` events and lines, to write at the next flush that can; one line
+  says the recording stalled and one that it goes on;
+- files that are no longer where they were (the folder deleted or moved) are noticed: the folder
+  is made again and the files written back from the ones still open (a deleted file's data lives on
+  while it is open), so nothing is lost; where that cannot be, a new part ``…-2.mid``/``.jsonl``
+  goes on (every part keeps the session's time line: place them all at the session's start);
+- :meth:`Recorder.describe` (the daemon's exit line) says which files hold what and what, if
+  anything, was lost and why, and :attr:`Recorder.complete` whether anything was.
+
+A folder that cannot be written at the start (not a folder, no space left) is a one-line
+:class:`~emobridge.errors.RecorderError`.
 """
 
 from __future__ import annotations
 
+import copy
+import errno
 import io
 import json
 import logging
@@ -31,7 +49,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, TextIO
+from typing import Any
 
 import mido
 
@@ -46,6 +64,36 @@ MAX_TEMPO_US = 2**24 - 1    # a set-tempo event holds its microseconds per beat 
 # Byte offsets in a one-track file: the MThd chunk takes 14, then the track's 'MTrk' tag (4) and its length
 # (4, big-endian), then its events; the last event is the end-of-track marker (delta 0, FF 2F 00: 4 bytes).
 TRACK_LENGTH_AT, TRACK_EVENTS_AT, END_OF_TRACK_SIZE = 18, 22, 4
+END_OF_TRACK = b"\x00\xff\x2f\x00"  # delta 0, meta end-of-track
+MAX_BACKLOG = 100_000  # events (and, apart, log lines) kept in memory while they cannot be written: ~an hour of a show
+MIN_FREE_BYTES = 1 << 20  # less free space than this at the start: the disk is full
+COPY_CHUNK = 1 << 20
+
+
+# The file system, in one place (tests make it fail here).
+def _pwrite(fd: int, data: bytes, offset: int) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.pwrite(fd, view, offset)
+        view, offset = view[written:], offset + written
+
+
+def _fsync(fd: int) -> None:
+    os.fsync(fd)
+
+
+def _free_bytes(folder: Path) -> int | None:
+    try:
+        stat = os.statvfs(folder)
+    except (OSError, AttributeError):
+        return None
+    return stat.f_bavail * stat.f_frsize
+
+
+def _reason(error: OSError) -> str:
+    if error.errno == errno.ENOSPC:
+        return "no space left on the disk"
+    return error.strerror or str(error)
 
 
 @dataclass(order=True)
@@ -60,15 +108,15 @@ class _TrackFile:
 
     mido lays out every byte: each append saves the new events as a one-track file of their own,
     and their track (with the end-of-track that closes it) goes over the old end-of-track marker;
-    then the track length is patched.
+    then the track length is patched. An append that fails puts the old end back and cuts the file
+    to its old size: the file stays as the last good append left it.
     """
 
-    def __init__(self, handle: BinaryIO, ticks_per_beat: int, first: list[mido.MetaMessage]):
-        self.handle = handle
+    def __init__(self, fd: int, ticks_per_beat: int, first: list[mido.MetaMessage]):
+        self.fd = fd
         self.ticks_per_beat = ticks_per_beat
         data = self._layout(first)
-        handle.write(data)
-        handle.flush()
+        _pwrite(fd, data, 0)
         self.size = len(data)
 
     def _layout(self, messages: list[mido.Message | mido.MetaMessage]) -> bytes:
@@ -79,12 +127,24 @@ class _TrackFile:
     def append(self, messages: list[mido.Message | mido.MetaMessage]) -> None:
         """Messages whose times are delta ticks, the first one's from the last event already in the file."""
         events = self._layout(messages)[TRACK_EVENTS_AT:]
-        self.handle.seek(self.size - END_OF_TRACK_SIZE)
-        self.handle.write(events)
-        self.size += len(events) - END_OF_TRACK_SIZE
-        self.handle.seek(TRACK_LENGTH_AT)
-        self.handle.write((self.size - TRACK_EVENTS_AT).to_bytes(4, "big"))
-        self.handle.flush()
+        size = self.size + len(events) - END_OF_TRACK_SIZE
+        try:
+            _pwrite(self.fd, events, self.size - END_OF_TRACK_SIZE)
+            _pwrite(self.fd, (size - TRACK_EVENTS_AT).to_bytes(4, "big"), TRACK_LENGTH_AT)
+        except OSError:
+            self.undo(self.size)
+            raise
+        self.size = size
+
+    def undo(self, size: int) -> None:
+        """Back to *size*, an earlier good append (after a failed write or fsync): overwrites in place, then shrinks."""
+        self.size = size
+        try:
+            _pwrite(self.fd, (size - TRACK_EVENTS_AT).to_bytes(4, "big"), TRACK_LENGTH_AT)
+            _pwrite(self.fd, END_OF_TRACK, size - END_OF_TRACK_SIZE)
+            os.ftruncate(self.fd, size)
+        except OSError:
+            pass  # the next good append writes the same bytes again
 
 
 class _TickMap:
@@ -111,10 +171,61 @@ class _TickMap:
 
 def _session_stem(folder: Path) -> str:
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    stem, n = f"session-{stamp}", 2
+    return _free_stem(folder, f"session-{stamp}")
+
+
+def _free_stem(folder: Path, base: str) -> str:
+    stem, n = base, 2
     while (folder / f"{stem}.mid").exists() or (folder / f"{stem}.jsonl").exists():
-        stem, n = f"session-{stamp}-{n}", n + 1
+        stem, n = f"{base}-{n}", n + 1
     return stem
+
+
+def _create(path: Path) -> int:
+    return os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+
+
+def _same_file(path: Path, fd: int) -> bool:
+    """Whether *path* still names the open file *fd* (not deleted, moved or replaced)."""
+    try:
+        there, held = os.stat(path), os.fstat(fd)
+    except OSError:
+        return False
+    return (there.st_dev, there.st_ino) == (held.st_dev, held.st_ino)
+
+
+def _copy(source: int, target: int, size: int) -> None:
+    offset = 0
+    while offset < size:
+        chunk = os.pread(source, min(COPY_CHUNK, size - offset), offset)
+        if not chunk:
+            raise OSError(errno.EIO, "the open file ended early")
+        _pwrite(target, chunk, offset)
+        offset += len(chunk)
+
+
+@dataclass
+class Part:
+    """One pair of files of the session, and the span of session time (seconds) they hold."""
+
+    midi_path: Path
+    jsonl_path: Path
+    start: float
+    end: float
+    lost: str | None = None  # why its files are gone, when they are
+
+    @property
+    def seconds(self) -> float:
+        return max(0.0, self.end - self.start)
+
+
+@dataclass
+class Lost:
+    """A span of session time (seconds) whose events could not be kept, and why."""
+
+    start: float
+    end: float
+    why: str
 
 
 class Recorder:
@@ -132,15 +243,6 @@ class Recorder:
         if not 24 <= ticks_per_beat <= 0x7FFF:
             raise ValueError(f"ticks_per_beat must be 24..32767, got {ticks_per_beat}")
         self.folder = Path(folder)
-        try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            stem = _session_stem(self.folder)
-            self.midi_path = self.folder / f"{stem}.mid"
-            self.jsonl_path = self.folder / f"{stem}.jsonl"
-            self._midi: BinaryIO = open(self.midi_path, "w+b")
-            self._jsonl: TextIO = open(self.jsonl_path, "w", encoding="utf-8")
-        except OSError as error:
-            raise RecorderError(f"cannot record into {self.folder}: {error.strerror or error}") from None
         self.ticks_per_beat = ticks_per_beat
         self.start = time.monotonic() if start is None else float(start)
         self.wall_start = time.time()
@@ -149,19 +251,56 @@ class Recorder:
         self._lock = threading.Lock()        # pending buffers (callers hold it for microseconds)
         self._write_lock = threading.Lock()  # the files
         self._pending: list[_Event] = []
-        self._lines: list[str] = []
+        self._lines: list[tuple[float, str]] = []  # (session seconds, JSON line)
         self._seq = 0
         self._sounding: dict[tuple[int, int], int] = {}
         self._map = _TickMap(ticks_per_beat)
         self._written_tick = 0
-        self._failed = False
+        self._backlog: list[_Event] = []  # events a flush could not write: the next one tries again
+        self._backlog_lines: list[tuple[float, str]] = []
+        self._stalled: OSError | None = None  # the write error of the flushes failing now
+        self._stalled_since = 0.0
         self._closed = False
+        self.parts: list[Part] = []
+        self.lost: list[Lost] = []
         self.events_written = 0
         self.states_written = 0
-        self._track = _TrackFile(self._midi, ticks_per_beat, [mido.MetaMessage("set_tempo", tempo=DEFAULT_TEMPO_US)])
+        self._midi_fd = self._jsonl_fd = -1
+        self._jsonl_size = 0
+        self._files_closed = False
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            free = _free_bytes(self.folder)
+            if free is not None and free < MIN_FREE_BYTES:
+                raise RecorderError(f"cannot record into {self.folder}: its disk is full ({free // 1024} kB free)")
+            self._stem = _session_stem(self.folder)
+            self._new_part(self._stem, 0.0)
+            if self.fsync:
+                _fsync(self._midi_fd)
+                _fsync(self._jsonl_fd)
+        except RecorderError:
+            raise
+        except OSError as error:
+            self._discard_part()
+            raise RecorderError(f"cannot record into {self.folder}: {_reason(error)}") from None
         self._stop = threading.Event()
         self._flusher = threading.Thread(target=self._flush_loop, name="recorder", daemon=True)
         self._flusher.start()
+
+    @property
+    def midi_path(self) -> Path:
+        """The MIDI file being written (the session's only one, unless a part had to be started)."""
+        return self.parts[-1].midi_path
+
+    @property
+    def jsonl_path(self) -> Path:
+        return self.parts[-1].jsonl_path
+
+    @property
+    def complete(self) -> bool:
+        """Nothing of the session was lost (so far)."""
+        return not self.lost and not any(part.lost for part in self.parts) and not self._backlog \
+            and not self._backlog_lines
 
     # --- what the session sends -------------------------------------------------
     def note_on(self, channel: int, pitch: int, velocity: int, t: float | None = None) -> None:
@@ -204,10 +343,11 @@ class Recorder:
 
     def emotion(self, state: Any) -> None:
         """One emotion state (:class:`~emobridge.perception.smoothing.EmotionState`): a line of the JSON log."""
+        t = float(state.time) - self.start
         record = {
-            "t": round(float(state.time) - self.start, 4),
+            "t": round(t, 4),
             "time": round(float(state.time), 4),
-            "wall": round(self.wall_start + float(state.time) - self.start, 3),
+            "wall": round(self.wall_start + t, 3),
             "label": state.label,
             "confidence": round(float(state.confidence), 4),
             "valence": round(float(state.valence), 4),
@@ -218,7 +358,7 @@ class Recorder:
         line = json.dumps(record, separators=(",", ":")) + "\n"
         with self._lock:
             if not self._closed:
-                self._lines.append(line)
+                self._lines.append((t, line))
 
     # --- buffering and writing ---------------------------------------------------
     def _add(self, t: float | None, message: mido.Message | mido.MetaMessage,
@@ -239,39 +379,182 @@ class Recorder:
                     self._sounding.pop(key, None)
 
     def flush(self) -> None:
-        """Write what was recorded so far (the flusher thread does this every ``flush_interval``)."""
+        """Write what was recorded so far (the flusher thread does this every ``flush_interval``).
+
+        Never raises: a failure keeps what could not be written for the next flush, and says so once.
+        """
         with self._lock:
             events, self._pending = self._pending, []
             lines, self._lines = self._lines, []
         with self._write_lock:
-            if self._failed or self._midi.closed:
+            if self._files_closed:
                 return
+            self._backlog += events
+            self._backlog_lines += lines
+            self._trim_backlog()
             try:
-                self._write_events(events)
-                if lines:
-                    self._jsonl.writelines(lines)
-                    self.states_written += len(lines)
-                self._jsonl.flush()
-                if self.fsync and (events or lines):
-                    os.fsync(self._midi.fileno())
-                    os.fsync(self._jsonl.fileno())
-            except (OSError, ValueError) as error:
-                self._failed = True
-                log.error("recording stopped: cannot write %s (%s); the music goes on", self.folder, error)
+                self._check_files()
+                if self._backlog:
+                    self._write_events(self._backlog)
+                    self._backlog = []
+                if self._backlog_lines:
+                    self._write_lines(self._backlog_lines)
+                    self._backlog_lines = []
+            except OSError as error:
+                self._stall(error)
+                return
+            if self._stalled is not None:
+                log.warning("recording goes on in %s after %.1f s of failed writes; nothing was lost",
+                            self.midi_path.name, time.monotonic() - self._stalled_since)
+                self._stalled = None
+
+    def _stall(self, error: OSError) -> None:
+        if self._stalled is None:
+            self._stalled, self._stalled_since = error, time.monotonic()
+            log.error("recording cannot write %s (%s); it keeps the take in memory and tries again every %.1f s; "
+                      "the music goes on", self.folder, _reason(error), self.flush_interval)
+
+    def _trim_backlog(self) -> None:
+        """Past MAX_BACKLOG, the oldest of what could not be written goes: counted as lost."""
+        why = f"{self.folder} could not be written ({_reason(self._stalled)})" if self._stalled else "too much to hold"
+        if len(self._backlog) > MAX_BACKLOG:
+            self._backlog.sort()
+            dropped, self._backlog = self._backlog[:-MAX_BACKLOG], self._backlog[-MAX_BACKLOG:]
+            self._note_lost(dropped[0].t - self.start, dropped[-1].t - self.start, why)
+        if len(self._backlog_lines) > MAX_BACKLOG:
+            dropped_lines = self._backlog_lines[:-MAX_BACKLOG]
+            self._backlog_lines = self._backlog_lines[-MAX_BACKLOG:]
+            self._note_lost(dropped_lines[0][0], dropped_lines[-1][0], why)
+
+    def _note_lost(self, start: float, end: float, why: str) -> None:
+        if self.lost and self.lost[-1].why == why and start <= self.lost[-1].end + 1.0:
+            self.lost[-1].end = max(self.lost[-1].end, end)
+        else:
+            self.lost.append(Lost(start, end, why))
 
     def _write_events(self, events: list[_Event]) -> None:
-        if not events:
-            return
         events.sort()
+        tick_map, written_tick = copy.copy(self._map), self._written_tick  # committed only once on disk
         messages = []
         for event in events:
-            tick = max(self._written_tick, self._map.ticks(event.t - self.start))
-            messages.append(event.message.copy(time=tick - self._written_tick))
-            self._written_tick = tick
+            tick = max(written_tick, tick_map.ticks(event.t - self.start))
+            messages.append(event.message.copy(time=tick - written_tick))
+            written_tick = tick
             if event.message.type == "set_tempo":
-                self._map.set_tempo(tick, event.message.tempo)
+                tick_map.set_tempo(tick, event.message.tempo)
+        good = self._track.size
         self._track.append(messages)
+        if self.fsync:
+            try:
+                _fsync(self._midi_fd)
+            except OSError:
+                self._track.undo(good)  # after a failed fsync the kernel may have dropped the pages: write them again
+                raise
+        self._map, self._written_tick = tick_map, written_tick
         self.events_written += len(events)
+        self.parts[-1].end = max(self.parts[-1].end, events[-1].t - self.start)
+
+    def _write_lines(self, lines: list[tuple[float, str]]) -> None:
+        data = "".join(line for _, line in lines).encode("utf-8")
+        try:
+            _pwrite(self._jsonl_fd, data, self._jsonl_size)
+            if self.fsync:
+                _fsync(self._jsonl_fd)
+        except OSError:
+            try:
+                os.ftruncate(self._jsonl_fd, self._jsonl_size)  # no half line left behind
+            except OSError:
+                pass
+            raise
+        self._jsonl_size += len(data)
+        self.states_written += len(lines)
+        self.parts[-1].end = max(self.parts[-1].end, max(t for t, _ in lines))
+
+    # --- the files, where they were --------------------------------------------------
+    def _new_part(self, stem: str, since: float) -> None:
+        """Open a new pair of files (a new part) whose MIDI track starts at the tempo now in force."""
+        part = Part(self.folder / f"{stem}.mid", self.folder / f"{stem}.jsonl", since, since)
+        midi_fd = _create(part.midi_path)
+        try:
+            jsonl_fd = _create(part.jsonl_path)
+        except OSError:
+            os.close(midi_fd)
+            _remove(part.midi_path)
+            raise
+        try:
+            track = _TrackFile(midi_fd, self.ticks_per_beat, [mido.MetaMessage("set_tempo", tempo=self._map.tempo_us)])
+        except OSError:
+            for fd in (midi_fd, jsonl_fd):
+                os.close(fd)
+            _remove(part.midi_path)
+            _remove(part.jsonl_path)
+            raise
+        self._midi_fd, self._jsonl_fd, self._track, self._jsonl_size = midi_fd, jsonl_fd, track, 0
+        # A new file is read from its own tick 0 at the tempo now in force: the map starts again there.
+        tempo = self._map.tempo_us
+        self._map, self._written_tick = _TickMap(self.ticks_per_beat), 0
+        self._map.tempo_us = tempo
+        self.parts.append(part)
+
+    def _discard_part(self) -> None:
+        """A start that failed leaves no files behind."""
+        for fd in (self._midi_fd, self._jsonl_fd):
+            if fd >= 0:
+                os.close(fd)
+        self._midi_fd = self._jsonl_fd = -1
+        for part in self.parts:
+            _remove(part.midi_path)
+            _remove(part.jsonl_path)
+        self.parts.clear()
+
+    def _check_files(self) -> None:
+        """The files are where they were, or they are put back (or a new part goes on); raises while it cannot be."""
+        part = self.parts[-1]
+        if _same_file(part.midi_path, self._midi_fd) and _same_file(part.jsonl_path, self._jsonl_fd):
+            return
+        self.folder.mkdir(parents=True, exist_ok=True)  # raises while the folder cannot be made: tried again later
+        if self._restore(part):
+            log.warning("recording: %s was gone (folder deleted?); made it again and wrote %s and %s back from the "
+                        "open files: nothing lost", self.folder, part.midi_path.name, part.jsonl_path.name)
+            return
+        part.lost = "deleted with its folder"
+        self._note_lost(part.start, part.end, f"{part.midi_path.name} was deleted and could not be written back")
+        for fd in (self._midi_fd, self._jsonl_fd):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self._new_part(_free_stem(self.folder, f"{self._stem}-{len(self.parts) + 1}"), part.end)
+        log.error("recording: %s was gone and %s (%.1f s) could not be written back; the take goes on in %s",
+                  self.folder, part.midi_path.name, part.seconds, self.midi_path.name)
+
+    def _restore(self, part: Part) -> bool:
+        """Write the part's files back from the open ones, at their own paths; False where it cannot be."""
+        written: list[tuple[Path, int]] = []
+        try:
+            for path, fd, size in ((part.midi_path, self._midi_fd, self._track.size),
+                                   (part.jsonl_path, self._jsonl_fd, self._jsonl_size)):
+                if _same_file(path, fd):
+                    continue
+                target = _create(path)  # fails where something else now has that name
+                written.append((path, target))
+                _copy(fd, target, size)
+                os.ftruncate(target, size)
+                if self.fsync:
+                    _fsync(target)
+        except OSError:
+            for path, target in written:
+                os.close(target)
+                _remove(path)
+            return False
+        for path, target in written:
+            if path == part.midi_path:
+                os.close(self._midi_fd)
+                self._midi_fd = self._track.fd = target
+            else:
+                os.close(self._jsonl_fd)
+                self._jsonl_fd = target
+        return True
 
     def _flush_loop(self) -> None:
         while not self._stop.wait(self.flush_interval):
@@ -292,11 +575,19 @@ class Recorder:
             self._flusher.join(timeout=5)
         self.flush()
         with self._write_lock:
-            for handle in (self._midi, self._jsonl):
+            if self._backlog or self._backlog_lines:  # the last flush could not write them: they are lost now
+                times = [e.t - self.start for e in self._backlog] + [t for t, _ in self._backlog_lines]
+                why = f"{self.folder} could not be written ({_reason(self._stalled)})" if self._stalled else "not written"
+                self._note_lost(min(times), max(times), why)
+                log.error("recording: the last %.1f s could not be written (%s)", max(times) - min(times), why)
+                self._backlog, self._backlog_lines = [], []
+            for fd in (self._midi_fd, self._jsonl_fd):
                 try:
-                    handle.close()
+                    os.close(fd)
                 except OSError:
                     pass
+            self._midi_fd = self._jsonl_fd = -1
+            self._files_closed = True
 
     def __enter__(self) -> "Recorder":
         return self
@@ -305,4 +596,27 @@ class Recorder:
         self.close()
 
     def describe(self) -> str:
-        return f"{self.midi_path} and {self.jsonl_path.name}"
+        """What was recorded, truthfully, for the exit line (after ``recorded ``): the files and the seconds each
+        holds, and what was lost and why."""
+        kept = [part for part in self.parts if not part.lost]
+        if not kept:
+            text = "nothing"
+        elif len(self.parts) == 1:
+            part = kept[0]
+            text = f"{part.midi_path} and {part.jsonl_path.name} ({part.seconds:.1f} s)"
+        else:
+            names = [f"{part.midi_path.name} ({part.start:.1f}–{part.end:.1f} s)" for part in kept]
+            text = f"{self.folder}/{', '.join(names[:-1])}{' and ' if len(names) > 1 else ''}{names[-1]}, " \
+                   "each with its .jsonl log, on the session's time line"
+        if self.lost:
+            total = sum(max(lost.end - lost.start, 0.0) for lost in self.lost)
+            whys = "; ".join(dict.fromkeys(lost.why for lost in self.lost))
+            text += f"; {total:.1f} s lost: {whys}"
+        return text
+
+
+def _remove(path: Path) -> None:
+    try:
+        path.unlink()
+    except OSError:
+        pass

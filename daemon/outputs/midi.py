@@ -6,25 +6,28 @@ bookkeeping (retrigger, release on panic and shutdown, refresh at bar lines) is
 :class:`~.ports.BasePort`'s.
 
 On JACK the port survives its peers. A small watch (a thread of its own and a portless JACK
-client, through ctypes on the libjack that python-rtmidi loaded) notices:
+client, through ctypes on the libjack that python-rtmidi loaded) looks every 0.1 s and notices:
 
-- the JACK server going away (its shutdown callback, at once): the port is marked down, sends
-  become counted no-ops, and every quarter second the watch tries to reach JACK again; when
-  JACK is back it reopens the same port name (or reconnects to the ``--midi-connect`` port),
-  sends all-notes-off on the channels used, and the port is up again;
-- a receiver connecting to the port (JACK's port-connect callback): it gets a note-off for every
-  key played that is not sounding now (:meth:`~.ports.BasePort.heal`), so what it held from before
-  it went away ends at once, and nothing that sounds is cut;
+- the JACK server going away (libjack's shutdown callback posts a semaphore): the port is marked
+  down, sends become counted no-ops, and every quarter second the watch tries to reach JACK again
+  (a refused connect, ~2 ms); when JACK is back it reopens the same port name (with
+  ``--midi-connect``, connects it to that port once it is there), sends all-notes-off on the
+  channels used, and the port is up again;
+- a receiver that (re)connected since the last look: it gets a note-off for every key played
+  that is not sounding now (:meth:`~.ports.BasePort.heal`), so what it held from before it went
+  away ends at once, and nothing that sounds is cut; one away for less than a look is healed by
+  the player's bar-line :meth:`~.ports.BasePort.refresh`;
 - JACK no longer running its cycles (a frozen jackd): RtMidi's JACK output spins, holding the GIL,
   once its 16 kB ring buffer is full, which would freeze the whole daemon; so no more than
   :data:`RING_BUDGET` bytes are written unless the watch has seen a cycle since, and after
-  :data:`STALL_AFTER` seconds without one the port is marked down until JACK runs again.
+  :data:`STALL_AFTER` seconds without one the port is marked down until JACK runs again;
+- with ``--midi-connect``, its destination going and coming back: the port is connected to it again.
 
 libjack's own messages (``JackSocketClientChannel read fail``, ``Cannot connect to server socket``
-on every try while JACK is away) are kept from the terminal: they go to this module's debug log.
-:meth:`MidiOut.health` is what the daemon's main loop reads to log and report each change once.
-No other backend tells emobridge when a receiver or the server comes and goes: there only the
-bar-line :meth:`~.ports.BasePort.refresh` heals a receiver that missed a note-off.
+on every try while JACK is away) are kept from the terminal. :meth:`MidiOut.health` is what the
+daemon's main loop reads to log and report each change once. No other backend tells emobridge when
+a receiver or the server comes and goes: there only the bar-line refresh heals a receiver that
+missed a note-off.
 """
 
 from __future__ import annotations
@@ -36,7 +39,6 @@ import os
 import sys
 import threading
 import time
-from collections import deque
 from typing import Any
 
 import rtmidi
@@ -99,7 +101,7 @@ def _client(backend: str, name: str, quiet: bool = True) -> rtmidi.MidiOut:
     # Never let a JACK client start a server of its own: a half-configured jackd is worse than a clear error.
     os.environ.setdefault("JACK_NO_START_SERVER", "1")
     if backend == "jack":
-        libjack()  # from now on libjack's messages go to the debug log, not the terminal
+        libjack()  # from now on libjack prints nothing to the terminal
     try:
         if quiet:
             with quiet_stderr():
@@ -309,52 +311,60 @@ class LibJack:
     """The few libjack calls the watch needs, bound with ctypes to the libjack that python-rtmidi loaded
     (its wheels bundle their own copy: a second copy in the process would be a second JACK library).
 
-    Binding it routes libjack's error and info messages (process-wide) into :attr:`messages`, which the
-    watch logs at debug level: libjack prints them straight to the terminal otherwise, several lines
-    for every try to reach a server that is gone.
+    No Python runs on libjack's threads or under its locks: Python there needs the GIL, which a thread
+    calling python-rtmidi holds while it waits on libjack (and libjack holds the machine-wide JACK
+    registry lock while it reports an error), so any Python callback could freeze every JACK client on
+    the machine. The error and info functions are C's ``strlen`` (libjack's messages are dropped, not
+    printed; ``EMOBRIDGE_JACK_MESSAGES=1`` leaves them on the terminal), the shutdown callback is C's
+    ``sem_post`` on a semaphore the watch polls, and connections are polled, not called back.
     """
 
     NO_START_SERVER = 0x01
     IS_INPUT, IS_OUTPUT = 0x1, 0x2
-    MESSAGE = ctypes.CFUNCTYPE(None, ctypes.c_char_p)
-    SHUTDOWN = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
-    PORT_CONNECT = ctypes.CFUNCTYPE(None, ctypes.c_uint32, ctypes.c_uint32, ctypes.c_int, ctypes.c_void_p)
 
-    def __init__(self, lib: ctypes.CDLL):
-        self.lib = lib
+    def __init__(self, lib: ctypes.CDLL, libc: ctypes.CDLL):
+        self.lib, self.libc = lib, libc
         p, c = ctypes.c_void_p, ctypes.c_char_p
-        self._sign("jack_client_open", p, [c, ctypes.c_int, ctypes.POINTER(ctypes.c_int)])
-        self._sign("jack_client_close", ctypes.c_int, [p])
-        self._sign("jack_activate", ctypes.c_int, [p])
-        self._sign("jack_on_shutdown", None, [p, self.SHUTDOWN, p])
-        self._sign("jack_set_port_connect_callback", ctypes.c_int, [p, self.PORT_CONNECT, p])
-        self._sign("jack_port_by_name", p, [p, c])
-        self._sign("jack_port_by_id", p, [p, ctypes.c_uint32])
-        self._sign("jack_port_connected", ctypes.c_int, [p])
-        self._sign("jack_get_ports", ctypes.POINTER(c), [p, c, c, ctypes.c_ulong])
-        self._sign("jack_connect", ctypes.c_int, [p, c, c])
-        self._sign("jack_free", None, [p])
-        self._sign("jack_get_cycle_times", ctypes.c_int, [p, ctypes.POINTER(ctypes.c_uint32),
-                                                           ctypes.POINTER(ctypes.c_uint64),
-                                                           ctypes.POINTER(ctypes.c_uint64),
-                                                           ctypes.POINTER(ctypes.c_float)])
-        self.messages: deque[str] = deque(maxlen=100)
-        self._on_message = self.MESSAGE(self._keep)  # referenced for as long as libjack may call it: always
-        lib.jack_set_error_function(self._on_message)
-        lib.jack_set_info_function(self._on_message)
+        self._sign(lib, "jack_client_open", p, [c, ctypes.c_int, ctypes.POINTER(ctypes.c_int)])
+        self._sign(lib, "jack_client_close", ctypes.c_int, [p])
+        self._sign(lib, "jack_activate", ctypes.c_int, [p])
+        self._sign(lib, "jack_on_shutdown", None, [p, p, p])
+        self._sign(lib, "jack_port_by_name", p, [p, c])
+        self._sign(lib, "jack_port_connected", ctypes.c_int, [p])
+        self._sign(lib, "jack_port_get_all_connections", ctypes.POINTER(c), [p, p])
+        self._sign(lib, "jack_get_ports", ctypes.POINTER(c), [p, c, c, ctypes.c_ulong])
+        self._sign(lib, "jack_connect", ctypes.c_int, [p, c, c])
+        self._sign(lib, "jack_free", None, [p])
+        self._sign(lib, "jack_get_cycle_times", ctypes.c_int, [p, ctypes.POINTER(ctypes.c_uint32),
+                                                               ctypes.POINTER(ctypes.c_uint64),
+                                                               ctypes.POINTER(ctypes.c_uint64),
+                                                               ctypes.POINTER(ctypes.c_float)])
+        self._sign(libc, "sem_init", ctypes.c_int, [p, ctypes.c_int, ctypes.c_uint])
+        self._sign(libc, "sem_trywait", ctypes.c_int, [p])
+        self.sem_post = ctypes.cast(libc.sem_post, p).value  # a C function pointer for jack_on_shutdown
+        if not os.environ.get("EMOBRIDGE_JACK_MESSAGES"):
+            silent = ctypes.cast(libc.strlen, p).value  # void (*)(const char *): reads the line, does nothing
+            lib.jack_set_error_function.argtypes = lib.jack_set_info_function.argtypes = [p]
+            lib.jack_set_error_function(silent)
+            lib.jack_set_info_function(silent)
 
-    def _sign(self, name: str, restype: Any, argtypes: list[Any]) -> None:
-        function = getattr(self.lib, name)
+    @staticmethod
+    def _sign(lib: ctypes.CDLL, name: str, restype: Any, argtypes: list[Any]) -> None:
+        function = getattr(lib, name)
         function.restype, function.argtypes = restype, argtypes
-
-    def _keep(self, text: bytes | None) -> None:
-        """On whatever thread libjack is on: keep the line, nothing more."""
-        self.messages.append((text or b"").decode("utf-8", "replace").strip())
 
     def open(self, name: str) -> int | None:
         status = ctypes.c_int()
         client = self.lib.jack_client_open(name.encode(), self.NO_START_SERVER, ctypes.byref(status))
         return client or None
+
+    def semaphore(self) -> Any:
+        """A process-private POSIX semaphore (sem_t) that C code may post and the watch polls; None where unsupported."""
+        sem = ctypes.create_string_buffer(64)  # sizeof(sem_t) is 16 or 32 on Linux
+        return sem if self.libc.sem_init(sem, 0, 0) == 0 else None
+
+    def posted(self, sem: Any) -> bool:
+        return self.libc.sem_trywait(sem) == 0
 
     def cycle_frames(self, client: int) -> int | None:
         """The frame count at the start of JACK's current cycle (it moves only while JACK runs cycles)."""
@@ -364,8 +374,7 @@ class LibJack:
             return None
         return frames.value
 
-    def ports(self, client: int, pattern: str, flags: int) -> list[str]:
-        names = self.lib.jack_get_ports(client, pattern.encode(), b"midi", flags)
+    def _names(self, names: Any) -> list[str]:
         if not names:
             return []
         found, i = [], 0
@@ -374,6 +383,12 @@ class LibJack:
             i += 1
         self.lib.jack_free(names)
         return found
+
+    def ports(self, client: int, pattern: str, flags: int) -> list[str]:
+        return self._names(self.lib.jack_get_ports(client, pattern.encode(), b"midi", flags))
+
+    def connections(self, client: int, port: int) -> set[str]:
+        return set(self._names(self.lib.jack_port_get_all_connections(client, port)))
 
 
 _libjack: LibJack | None = None
@@ -402,7 +417,8 @@ def libjack() -> LibJack | None:
             _libjack_tried = True
             path = _libjack_path()
             try:
-                _libjack = LibJack(ctypes.CDLL(path)) if path else None
+                libc = ctypes.CDLL(ctypes.util.find_library("c") or None)
+                _libjack = LibJack(ctypes.CDLL(path), libc) if path else None
             except (OSError, AttributeError) as error:
                 log.debug("no JACK watch: libjack could not be bound (%s)", error)
         return _libjack
@@ -418,41 +434,25 @@ class _JackWatch:
         self.client: int | None = None
         self.jport: int | None = None  # our port's jack_port_t*, as this client sees it
         self._knows_port = False  # our port was found by its name (JACK renames a client whose name is taken)
-        self._gone = threading.Event()  # the shutdown callback: the server went away
-        self._wake = threading.Event()
+        self._shutdown = jack.semaphore()  # posted by libjack (in C) when the server goes away
         self._stop = threading.Event()
-        self._connects = 0  # connections made to our port (JACK's callback counts them)
-        self._connects_seen = 0
+        self._receivers: set[str] = set()  # the ports ours fed at the last look
         self._heals: list[float] = []  # when to heal next
         self._heal_before: int | None = None  # the second heal repeats the first (lost if JACK's graph was late)
         self._frames: int | None = None
         self._cycle_at = time.monotonic()
         self._stalled = False
         self._logged = ""
-        self._jack_said: dict[str, float] = {}  # libjack's lines → when last logged
         self._destination: str | None = None  # --midi-connect: the full name of the port we fed last
         self._next_connect = 0.0
-        self._on_shutdown = LibJack.SHUTDOWN(self._shutdown)
-        self._on_connect = LibJack.PORT_CONNECT(self._connected)
-        _KEEP.extend((self._on_shutdown, self._on_connect))  # libjack may call them until the process ends
         self._thread = threading.Thread(target=self._run, name="midi-watch", daemon=True)
         if self._open_client():
             self._knows_port = self.jport is not None
-            if not self._knows_port:
+            if self._knows_port:
+                self._receivers = self.jack.connections(self.client, self.jport)
+            else:
                 log.debug("MIDI watch: no JACK port named %s (a renamed client?): only JACK's comings and goings "
                           "are watched", self.full_name)
-
-    # --- JACK's callbacks (its threads): flags only --------------------------------
-    def _shutdown(self, _arg: int) -> None:
-        self._gone.set()
-        self._wake.set()
-
-    def _connected(self, a: int, b: int, connect: int, _arg: int) -> None:
-        client, ours = self.client, self.jport
-        if connect and client and ours and ours in (self.jack.lib.jack_port_by_id(client, a),
-                                                    self.jack.lib.jack_port_by_id(client, b)):
-            self._connects += 1
-            self._wake.set()
 
     # --- the thread ------------------------------------------------------------------
     def start(self) -> None:
@@ -460,7 +460,6 @@ class _JackWatch:
 
     def stop(self) -> None:
         self._stop.set()
-        self._wake.set()
         if threading.current_thread() is not self._thread and self._thread.is_alive():
             self._thread.join(timeout=0.5)
 
@@ -471,14 +470,14 @@ class _JackWatch:
             except Exception:  # the watch must outlive any surprise; it looks again a little later
                 log.debug("MIDI watch: a look failed", exc_info=True)
                 pause = RETRY
-            self._log_jack_messages()
-            self._wake.wait(pause)
-            self._wake.clear()
+            self._stop.wait(pause)
+
+    def _gone(self) -> bool:
+        return self._shutdown is not None and self.jack.posted(self._shutdown)
 
     def _look(self) -> float:
         """One look: returns the seconds until the next."""
-        if self._gone.is_set():
-            self._gone.clear()
+        if self.client is not None and self._gone():
             self.close_client()
             self.out._lost("the JACK server went away", abandon=True)
         if self.client is None and not self._open_client():
@@ -491,9 +490,7 @@ class _JackWatch:
         self._check_cycles(now)
         if self.out.connect is not None and self.out._up:
             self._reconnect()
-        if self._connects != self._connects_seen:
-            self._connects_seen = self._connects
-            self._heals = [now + delay for delay in HEAL_AFTER]
+        self._check_receivers(now)
         if self._heals and self._heals[0] <= now:
             self._heals.pop(0)
             if self.out._up:
@@ -503,13 +500,25 @@ class _JackWatch:
                 self._heal_before = mark
         return min([PROBE] + [max(0.0, at - now) for at in self._heals[:1]])
 
+    def _check_receivers(self, now: float) -> None:
+        """A port that ours feeds now and did not at the last look: a receiver (re)connected, to be healed.
+        (One away for less than a look is not seen: the bar-line refresh is for that.)"""
+        if not self._knows_port or self.jport is None:
+            return
+        receivers = self.jack.connections(self.client, self.jport)
+        if receivers - self._receivers:
+            self._heals = [now + delay for delay in HEAL_AFTER]
+        self._receivers = receivers
+
     def _open_client(self) -> bool:
+        while self._shutdown is not None and self.jack.posted(self._shutdown):
+            pass  # a post from a client closed before
         client = self.jack.open(WATCH_CLIENT)
         if client is None:
             return False
-        self.jack.lib.jack_on_shutdown(client, self._on_shutdown, None)
-        self.jack.lib.jack_set_port_connect_callback(client, self._on_connect, None)
-        self.jack.lib.jack_activate(client)  # port-connect callbacks reach active clients only
+        if self._shutdown is not None:
+            self.jack.lib.jack_on_shutdown(client, self.jack.sem_post, ctypes.addressof(self._shutdown))
+        self.jack.lib.jack_activate(client)
         self.client = client
         self.jport = self.jack.lib.jack_port_by_name(client, self.full_name.encode()) or None
         self._frames, self._cycle_at = None, time.monotonic()
@@ -532,6 +541,7 @@ class _JackWatch:
             return False
         self.jport = self.jack.lib.jack_port_by_name(self.client, self.full_name.encode()) or None
         self._knows_port = self.jport is not None
+        self._receivers = set()
         self._next_connect = 0.0
         how = "JACK is back; the port was reopened"
         if self.out.connect is not None:
@@ -577,7 +587,7 @@ class _JackWatch:
 
     def server_alive(self) -> bool:
         """JACK is there and ran a cycle within the last half second (closing our port will not block)."""
-        if self.client is None or self._gone.is_set():
+        if self.client is None or self._gone():
             return False
         frames = self.jack.cycle_frames(self.client)
         if frames is None:
@@ -585,10 +595,9 @@ class _JackWatch:
         deadline = time.monotonic() + 0.5
         while frames == self._frames and time.monotonic() < deadline:  # the watch saw this cycle: wait for one more
             time.sleep(0.01)
-            if self._gone.is_set():
+            if self._gone():
                 return False
-            now_frames = self.jack.cycle_frames(self.client)
-            if now_frames != frames:
+            if self.jack.cycle_frames(self.client) != frames:
                 return True
         return frames != self._frames
 
@@ -596,19 +605,3 @@ class _JackWatch:
         if text != self._logged:
             self._logged = text
             log.debug("%s", text)
-
-    def _log_jack_messages(self) -> None:
-        """libjack's lines, each once a minute at most (every try to reach a missing server says the same)."""
-        now = time.monotonic()
-        while self.jack.messages:
-            try:
-                text = self.jack.messages.popleft()
-            except IndexError:
-                break
-            if text and now - self._jack_said.get(text, -60.0) >= 60.0:
-                self._jack_said[text] = now
-                log.debug("libjack: %s", text)
-
-
-_KEEP: list[Any] = []  # ctypes callbacks handed to libjack: never freed while it might call them
-

@@ -130,7 +130,7 @@ def test_a_take_that_cannot_be_written_back_goes_on_in_a_second_part_and_says_so
     def unreadable(*args):
         raise OSError(errno.EIO, "Input/output error")
 
-    monkeypatch.setattr(record, "_copy", unreadable)  # e.g. the disk was swapped: the open files are unreadable
+    monkeypatch.setattr(record, "_pread", unreadable)  # e.g. the disk was swapped: the open files are unreadable
     folder = tmp_path / "takes"
     recorder = Recorder(folder, start=0.0)
     first = play(recorder, 0, 20)
@@ -148,7 +148,8 @@ def test_a_take_that_cannot_be_written_back_goes_on_in_a_second_part_and_says_so
     part = recorder.parts[1]
     assert f"{recorder._stem}-2.mid ({part.start:.1f}–{part.end:.1f} s)" in text
     assert part.start == pytest.approx(first[-1][0] + 0.05)  # it takes over where the first part's last flush ended
-    assert f"{part.start:.1f} s lost: {recorder._stem}.mid was deleted and could not be written back" in text
+    assert f"{part.start:.1f} s lost: {recorder._stem}.mid was deleted and could not be written back " \
+           "(Input/output error)" in text
     said = [r.getMessage() for r in recorder_log(caplog)]
     assert len(said) == 1 and "could not be written back" in said[0] and "-2.mid" in said[0]
 
@@ -324,3 +325,42 @@ def test_the_command_line_says_a_full_disk_in_one_line_and_exits_2(small_disk, j
     assert done.returncode == 2, done.stderr[-2000:]
     assert "Traceback" not in done.stderr
     assert said[-1].startswith("emobridge: error: cannot record into") and "disk is full" in said[-1]
+
+
+def test_a_folder_deleted_while_the_disk_is_full_is_written_back_once_there_is_room(tmp_path, manual, monkeypatch,
+                                                                                   caplog):
+    caplog.set_level(logging.INFO, logger=record.__name__)
+    disk = FullDisk(monkeypatch)
+    folder = tmp_path / "takes"
+    recorder = Recorder(folder, start=0.0)
+    played = play(recorder, 0, 20)
+    recorder.flush()
+    shutil.rmtree(folder)
+    disk.full = True  # the files cannot be written back yet: the open ones must be kept, not given up
+    played += play(recorder, 20, 20)
+    recorder.flush()
+    recorder.flush()
+    assert len(recorder.parts) == 1 and recorder.parts[0].lost is None
+    disk.full = False
+    played += play(recorder, 40, 20)
+    recorder.flush()
+    recorder.close()
+    assert len(recorder.parts) == 1 and notes_on(recorder.midi_path) == played and recorder.complete
+    said = [r.getMessage() for r in recorder_log(caplog)]
+    assert len(said) == 3 and "no space left" in said[0] and "back" in said[1] and "nothing was lost" in said[2]
+
+
+def test_a_stall_that_had_to_drop_says_so_when_it_goes_on(tmp_path, manual, monkeypatch, caplog):
+    caplog.set_level(logging.INFO, logger=record.__name__)
+    monkeypatch.setattr(record, "MAX_BACKLOG", 50)
+    disk = FullDisk(monkeypatch)
+    recorder = Recorder(tmp_path, start=0.0)
+    disk.full = True
+    for chunk in range(4):
+        play(recorder, chunk * 20, 20)
+        recorder.flush()
+    disk.full = False
+    recorder.flush()
+    recorder.close()
+    said = [r.getMessage() for r in recorder_log(caplog)]
+    assert "goes on" in said[-1] and "lost" in said[-1] and "nothing was lost" not in said[-1]

@@ -194,12 +194,24 @@ def _same_file(path: Path, fd: int) -> bool:
     return (there.st_dev, there.st_ino) == (held.st_dev, held.st_ino)
 
 
+def _pread(fd: int, size: int, offset: int) -> bytes:
+    return os.pread(fd, size, offset)
+
+
+class _Unreadable(Exception):
+    """The open file cannot be read back (its medium is gone): what it held is lost."""
+
+
 def _copy(source: int, target: int, size: int) -> None:
+    """*size* bytes of the open file *source* into *target*; an OSError is the target's (tried again later)."""
     offset = 0
     while offset < size:
-        chunk = os.pread(source, min(COPY_CHUNK, size - offset), offset)
+        try:
+            chunk = _pread(source, min(COPY_CHUNK, size - offset), offset)
+        except OSError as error:
+            raise _Unreadable(_reason(error)) from None
         if not chunk:
-            raise OSError(errno.EIO, "the open file ended early")
+            raise _Unreadable("the open file ended early")
         _pwrite(target, chunk, offset)
         offset += len(chunk)
 
@@ -260,6 +272,8 @@ class Recorder:
         self._backlog_lines: list[tuple[float, str]] = []
         self._stalled: OSError | None = None  # the write error of the flushes failing now
         self._stalled_since = 0.0
+        self._lost_before_stall = 0
+        self._unrestorable = ""
         self._closed = False
         self.parts: list[Part] = []
         self.lost: list[Lost] = []
@@ -404,13 +418,16 @@ class Recorder:
                 self._stall(error)
                 return
             if self._stalled is not None:
-                log.warning("recording goes on in %s after %.1f s of failed writes; nothing was lost",
-                            self.midi_path.name, time.monotonic() - self._stalled_since)
+                dropped = sum(lost.end - lost.start for lost in self.lost[self._lost_before_stall:])
+                log.warning("recording goes on in %s after %.1f s of failed writes; %s", self.midi_path.name,
+                            time.monotonic() - self._stalled_since,
+                            f"{dropped:.1f} s of it could not be held and are lost" if dropped else "nothing was lost")
                 self._stalled = None
 
     def _stall(self, error: OSError) -> None:
         if self._stalled is None:
             self._stalled, self._stalled_since = error, time.monotonic()
+            self._lost_before_stall = len(self.lost)
             log.error("recording cannot write %s (%s); it keeps the take in memory and tries again every %.1f s; "
                       "the music goes on", self.folder, _reason(error), self.flush_interval)
 
@@ -518,7 +535,8 @@ class Recorder:
                         "open files: nothing lost", self.folder, part.midi_path.name, part.jsonl_path.name)
             return
         part.lost = "deleted with its folder"
-        self._note_lost(part.start, part.end, f"{part.midi_path.name} was deleted and could not be written back")
+        self._note_lost(part.start, part.end, f"{part.midi_path.name} was deleted and could not be written back "
+                                              f"({self._unrestorable})")
         for fd in (self._midi_fd, self._jsonl_fd):
             try:
                 os.close(fd)
@@ -529,24 +547,37 @@ class Recorder:
                   self.folder, part.midi_path.name, part.seconds, self.midi_path.name)
 
     def _restore(self, part: Part) -> bool:
-        """Write the part's files back from the open ones, at their own paths; False where it cannot be."""
+        """Write the part's files back from the open ones, at their own paths; False where the open files cannot
+        be read (or something else took their names). Raises OSError while the new files cannot be written
+        (a full disk): the open files stay, for the next flush to try again."""
         written: list[tuple[Path, int]] = []
+
+        def undo() -> None:
+            for path, target in written:
+                os.close(target)
+                _remove(path)
+
         try:
             for path, fd, size in ((part.midi_path, self._midi_fd, self._track.size),
                                    (part.jsonl_path, self._jsonl_fd, self._jsonl_size)):
                 if _same_file(path, fd):
                     continue
-                target = _create(path)  # fails where something else now has that name
+                try:
+                    target = _create(path)
+                except FileExistsError:
+                    raise _Unreadable(f"something else is now called {path.name}") from None
                 written.append((path, target))
                 _copy(fd, target, size)
                 os.ftruncate(target, size)
                 if self.fsync:
                     _fsync(target)
-        except OSError:
-            for path, target in written:
-                os.close(target)
-                _remove(path)
+        except _Unreadable as error:
+            undo()
+            self._unrestorable = str(error)
             return False
+        except OSError:
+            undo()
+            raise
         for path, target in written:
             if path == part.midi_path:
                 os.close(self._midi_fd)

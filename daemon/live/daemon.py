@@ -254,7 +254,8 @@ class Daemon:
         parts.port.close()
         if parts.recorder is not None:
             parts.recorder.close()
-            log.info("recorded %s", parts.recorder.describe())
+            # a take with a gap (a deleted folder, a full disk) says so where a warning is seen
+            (log.info if parts.recorder.complete else log.warning)("recorded %s", parts.recorder.describe())
         self.fanout.close()
 
     # --- the preview window (main thread: GUI calls must stay on it) -----------

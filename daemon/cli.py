@@ -251,14 +251,23 @@ def cmd_cameras(args: argparse.Namespace) -> int:
 
 
 def cmd_ports(args: argparse.Namespace) -> int:
-    from .outputs.midi import compiled_backends, list_output_ports
+    """The MIDI backends and ports, in a DAW's terms; exit 1 when no backend can be used now."""
+    from .outputs.midi import backend_hint, compiled_backends, list_ports
 
     print(f"MIDI backends built in: {', '.join(compiled_backends())}")
-    ports = list_output_ports()
-    if not ports:
-        print("no MIDI backend is usable right now (Linux: is the ALSA sequencer loaded, or a JACK server running?)")
-    for backend, names in ports.items():
-        print(f"{backend} output ports: {', '.join(names) if names else '(none)'}")
+    found, failed = list_ports()
+    for backend, reason in failed.items():
+        print(f"{backend}: cannot be used now ({reason})")
+    for backend, ports in found.items():
+        print(f"{backend}:")
+        print(f"  emobridge can play into (--midi-connect NAME; MIDI inputs of other programs): "
+              f"{', '.join(ports.destinations) or '(none)'}")
+        print(f"  programs that send MIDI (their outputs): {', '.join(ports.sources) or '(none)'}")
+    if not found:
+        print(f"no MIDI backend can be used right now: {backend_hint()}")
+        return 1
+    print("emobridge's own port is not listed: while 'emobridge run' plays it is a MIDI input named "
+          "'emobridge' (or --midi-port NAME) that your DAW or synth receives from")
     return 0
 
 
@@ -359,7 +368,7 @@ def build_parser() -> argparse.ArgumentParser:
     cameras = sub.add_parser("cameras", help="list the cameras that can be opened")
     cameras.set_defaults(func=cmd_cameras)
 
-    ports = sub.add_parser("ports", help="list MIDI backends and output ports")
+    ports = sub.add_parser("ports", help="list the MIDI backends and the ports emobridge can play into")
     ports.set_defaults(func=cmd_ports)
     for command in sub.choices.values():
         add_log_options(command)

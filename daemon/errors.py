@@ -49,6 +49,14 @@ class MidiPortError(EmobridgeError):
     """A MIDI backend or port could not be opened; the message lists what is available."""
 
 
+class MidiBackendUnavailable(MidiPortError):
+    """A backend that is built in but cannot open now (no JACK server, no ALSA sequencer)."""
+
+    def __init__(self, backend: str, reason: str, hint: str):
+        self.backend, self.reason = backend, reason
+        super().__init__(f"MIDI backend {backend!r} is unavailable ({reason}): {hint}")
+
+
 class LinkUnavailable(EmobridgeError):
     """Link was asked for but the aalink package is not installed."""
 

@@ -39,12 +39,13 @@ import os
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import rtmidi
 
 from ..stderr import quiet_stderr
-from ..errors import MidiPortError
+from ..errors import MidiBackendUnavailable, MidiPortError
 from .ports import ALL_NOTES_OFF, CONTROL_CHANGE, BasePort, PortHealth
 
 log = logging.getLogger(__name__)
@@ -109,7 +110,7 @@ def _client(backend: str, name: str, quiet: bool = True) -> rtmidi.MidiOut:
         else:  # (the watch's thread: quieting fd 2 would swallow other threads' log lines)
             client = rtmidi.MidiOut(BACKENDS[backend], name=name)
     except rtmidi.RtMidiError as error:
-        raise MidiPortError(f"MIDI backend {backend!r} is unavailable ({_first_line(error)})") from None
+        raise MidiBackendUnavailable(backend, _first_line(error), backend_hint(backend)) from None
     return client
 
 
@@ -130,17 +131,47 @@ def _first_line(error: Exception) -> str:
     return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
 
 
-def list_output_ports(backend: str = "auto") -> dict[str, list[str]]:
-    """Output ports per usable backend (what ``--midi-connect`` accepts)."""
-    ports: dict[str, list[str]] = {}
+def backend_hint(backend: str | None = None) -> str:
+    """What to do when no MIDI backend opens (or *backend* does not): one sentence for this platform."""
+    if backend == "jack" or (backend is None and sys.platform.startswith("linux")):
+        text = ("start a JACK server (apt install jackd2, then your audio setup's JACK, or 'jackd -d dummy &' "
+                "to try it without sound)")
+        if backend is None:
+            text += ", or load the ALSA sequencer (sudo modprobe snd-seq)"
+        return text
+    if backend == "alsa":
+        return "load the ALSA sequencer (sudo modprobe snd-seq) or use --midi-backend jack"
+    if sys.platform == "darwin" or backend == "coremidi":
+        return "CoreMIDI always opens on macOS: reinstall python-rtmidi (pip install --force-reinstall python-rtmidi)"
+    return "Windows has no virtual ports: create one with loopMIDI and use --midi-connect NAME"
+
+
+@dataclass(frozen=True)
+class BackendPorts:
+    """What a backend offers, in a DAW's terms: where emobridge can play *into*, and who sends MIDI."""
+
+    destinations: list[str]  # MIDI inputs of other programs (a synth, a DAW): what --midi-connect takes
+    sources: list[str]       # MIDI outputs of other programs (a keyboard, a DAW's clock)
+
+
+def list_ports(backend: str = "auto") -> tuple[dict[str, BackendPorts], dict[str, str]]:
+    """Per backend tried: its ports if it opens, else why not."""
+    found: dict[str, BackendPorts] = {}
+    failed: dict[str, str] = {}
     for name in (_auto_order() if backend == "auto" else [backend]):
         try:
             client = _client(name, "emobridge-list")
-        except MidiPortError:
+        except MidiPortError as error:
+            failed[name] = str(error)
             continue
-        ports[name] = client.get_ports()
+        destinations = client.get_ports()
         client.delete()
-    return ports
+        with quiet_stderr():
+            probe = rtmidi.MidiIn(BACKENDS[name], name="emobridge-list")
+        sources = probe.get_ports()
+        probe.delete()
+        found[name] = BackendPorts(destinations, sources)
+    return found, failed
 
 
 def _abandon(client: Any) -> None:
@@ -181,15 +212,15 @@ class MidiOut(BasePort):
         for name in candidates:
             try:
                 client = _client(name, port_name)
-            except MidiPortError as error:
+            except MidiBackendUnavailable as error:
                 if backend != "auto":
                     raise
-                errors.append(str(error))
+                errors.append(f"{name}: {error.reason}")
                 continue
             if connect is None:
                 return self._open_virtual(client, name, port_name), name
             return self._connect(client, name, connect, port_name), name
-        raise MidiPortError("no MIDI backend could be opened: " + "; ".join(errors))
+        raise MidiPortError(f"no MIDI backend could be opened ({'; '.join(errors)}): {backend_hint()}")
 
     @staticmethod
     def _open_virtual(client: rtmidi.MidiOut, backend: str, port_name: str) -> rtmidi.MidiOut:

@@ -161,7 +161,7 @@ def test_a_receiver_that_comes_and_goes_holds_no_note_past_its_end_plus_a_bar(ja
     bars: list = []
     player, stop, thread = start_player(tee, bars)
     rng = random.Random(7)
-    reconnects = int(os.environ.get("EMOBRIDGE_RECONNECTS", "30"))
+    reconnects = int(os.environ.get("EMOBRIDGE_RECONNECTS", "10"))  # 100 for the figures: EMOBRIDGE_RECONNECTS=100
     away: list[Span] = []
     source, destination = f"{name}:{name}", f"{receiver_client}:in"
     try:
@@ -209,7 +209,7 @@ def test_the_bar_line_refresh_alone_heals_a_receiver_that_was_away_within_a_bar(
     source, destination = f"{name}:{name}", f"{receiver_client}:in"
     away: list[Span] = []
     try:
-        for _ in range(8):
+        for _ in range(5):
             downbeat.clear()
             assert downbeat.wait(5)
             bar = bar_seconds(bars)
@@ -239,7 +239,7 @@ def test_the_bar_line_refresh_alone_heals_a_receiver_that_was_away_within_a_bar(
     worst = max((h.length for h in missed + others), default=0.0)
     print(f"\nrefresh alone: {len(within)} of {len(away)} gaps within a bar, {len(missed)} note-offs missed in them; "
           f"worst hang {worst * 1000:.0f} ms past a note's end or the receiver's return (a bar is {bar:.2f} s)")
-    assert len(within) >= 4 and missed, "the receiver should have missed note-offs within a bar"
+    assert len(within) >= 3 and missed, "the receiver should have missed note-offs within a bar"
     assert worst <= bar + DELIVERY
 
 

@@ -74,41 +74,6 @@ def test_program_changes_go_out_before_the_first_note(jack_server):
     assert setup == [(0xC0, 11), (0xB2, 0, 1), (0xB2, 32, 2), (0xC2, 33)]
 
 
-def test_a_reloaded_mapping_sends_only_the_programs_that_changed_before_its_first_bar(jack_server):
-    name = f"player-{uuid.uuid4().hex[:6]}"
-    midi = MidiOut(name, backend="jack")
-    receiver = JackReceiver(name)
-    fast = "\nemotions: {happy: {tempo: [240, 240]}}\n"
-    composer = Composer(parse_mapping(GRID + fast, "grid.yaml"), seed=3)
-    bars = []
-    player = Player(composer, midi, lambda: EmotionState.fixed("happy"), on_bar=bars.append)
-    stop = threading.Event()
-    thread = threading.Thread(target=player.run, args=(stop,))
-    thread.start()
-    try:
-        assert receiver.wait_for(lambda m: m.is_note_on, timeout=5)
-        # a new melody program and a new chords part program; bass (program 34, bank 130) unchanged
-        composer.set_mapping(parse_mapping(GRID + fast + "parts: {melody: {program: 20}, chords: {program: 50}}\n", "b"))
-        switched = len(bars)
-        deadline = time.monotonic() + 5
-        while len(bars) < switched + 3 and time.monotonic() < deadline:
-            time.sleep(0.05)
-    finally:
-        stop.set()
-        thread.join(timeout=5)
-    receiver.wait_for(lambda m: m.kind == 0xB0 and m.message[1] == 123, timeout=3)
-    messages = receiver.snapshot()
-    receiver.close()
-    midi.close()
-    programs = [m.message for m in messages if m.kind == 0xC0]
-    assert programs == [(0xC0, 11), (0xC2, 33), (0xC0, 19), (0xC1, 49)], programs
-    banks = [m.message for m in messages if m.kind == 0xB0 and m.message[1] in (0, 32)]
-    assert banks == [(0xB2, 0, 1), (0xB2, 32, 2)], "the unchanged bass bank was sent again"
-    new_melody = next(i for i, m in enumerate(messages) if m.message == (0xC0, 19))
-    later_melody = [i for i, m in enumerate(messages) if m.is_note_on and m.channel == 0 and i > new_melody]
-    assert later_melody, "no melody after the new program"
-
-
 def test_stopping_mid_bar_releases_every_note(jack_server):
     _, messages = play(1.3, emotion="sad")  # legato: notes are sounding at any moment
     assert stuck_notes(messages) == {}

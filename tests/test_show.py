@@ -130,13 +130,21 @@ def test_switching_mapping_from_the_control_surface_is_applied_by_the_main_loop(
     assert tempos[0] == 90.0 and tempos[-1] == 140.0
 
 
-def test_programs_of_a_reloaded_mapping_go_out_before_its_first_bar(tmp_path):
+def test_a_reloaded_mapping_sends_only_the_programs_that_changed_before_its_first_bar(tmp_path):
     path = tmp_path / "mapping.yaml"
-    path.write_text(fixed_tempo(120) + "parts: {melody: {program: 5}}\n")
+    path.write_text(fixed_tempo(120) + "parts: {melody: {program: 5}, bass: {program: 34, bank: 130}}\n")
     show = offline_show(happy_frames(), mapping=str(path))
-    play(show, 10.0, at={4.0: lambda: path.write_text(fixed_tempo(120) + "parts: {melody: {program: 9}}\n")})
-    programs = [s.message for s in show.port.snapshot() if s.kind == PROGRAM_CHANGE]
-    assert programs == [(PROGRAM_CHANGE | 0, 4), (PROGRAM_CHANGE | 0, 8)]
+    changed = "parts: {melody: {program: 9}, chords: {program: 50}, bass: {program: 34, bank: 130}}\n"
+    play(show, 10.0, at={4.0: lambda: path.write_text(fixed_tempo(120) + changed)})
+    sent = show.port.snapshot()
+    programs = [s.message for s in sent if s.kind == PROGRAM_CHANGE]
+    # as musicians count: 5 is 4 on the wire; the bass (34, bank 130 = MSB 1, LSB 2) is unchanged: not sent again
+    assert programs == [(PROGRAM_CHANGE | 0, 4), (PROGRAM_CHANGE | 2, 33), (PROGRAM_CHANGE | 0, 8),
+                        (PROGRAM_CHANGE | 1, 49)], programs
+    banks = [s.message for s in sent if s.kind == CONTROL_CHANGE and s.message[1] in (0, 32)]
+    assert banks == [(CONTROL_CHANGE | 2, 0, 1), (CONTROL_CHANGE | 2, 32, 2)]
+    new_program = next(i for i, s in enumerate(sent) if s.message == (PROGRAM_CHANGE | 0, 8))
+    assert any(s.kind == 0x90 and s.channel == 0 for s in sent[new_program:]), "no melody after the new program"
 
 
 def test_a_lost_source_keeps_the_music_and_is_opened_again(tmp_path):
@@ -219,7 +227,7 @@ def test_an_output_that_blocks_for_two_seconds_delays_no_note(tmp_path):
     runner = threading.Thread(target=show.daemon.run)
     runner.start()
     assert show.daemon.started.wait(10)
-    time.sleep(5.0)
+    time.sleep(3.0)  # the first bar's output blocks until 2 s into the show, the second's from 2 s to 4 s
     show.daemon.request_stop()
     runner.join(10)
     assert slow.calls >= 1

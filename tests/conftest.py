@@ -31,3 +31,12 @@ def osc():
     listener = OscListener()
     yield listener
     listener.close()
+
+
+def pytest_collection_modifyitems(config, items):
+    """With pytest-xdist (scripts/test runs two workers), every test on the shared JACK server runs in one
+    worker, one after another, as they would without xdist: they share the server's port names and its
+    eight-server limit. The other worker takes the rest (in-process shows, training, unit tests) meanwhile."""
+    for item in items:
+        if item.get_closest_marker("jack") is not None:
+            item.add_marker(pytest.mark.xdist_group("jack"))

@@ -179,16 +179,27 @@ class JackReceiver:
         while True:
             ports = self.client.get_ports()
             match = [i for i, p in enumerate(ports) if pattern in p]
-            if match:
+            # Ports are opened by index: another client's port coming or going in between shifts the list,
+            # so the index is checked against the name again, and the open retried if it moved.
+            if match and self._open(match[0], ports[match[0]]):
                 break
             if time.monotonic() > deadline:
                 raise TimeoutError(f"no JACK MIDI port matching {pattern!r} appeared (ports: {ports})")
             time.sleep(0.05)
         self.port_name = ports[match[0]]
-        self.client.open_port(match[0], name="in")
         # jack_connect returns once the server has recorded the connection; its process thread switches to the
         # new graph at a later cycle, which on a busy machine can be after a sender's first messages. Let it settle.
         time.sleep(CONNECT_SETTLE)
+
+    def _open(self, index: int, name: str) -> bool:
+        try:
+            self.client.open_port(index, name="in")
+        except rtmidi.InvalidPortError:
+            return False
+        if self.client.get_port_name(index) != name:  # the list moved under us: connected to another port
+            self.client.close_port()
+            return False
+        return True
 
     def _on_message(self, event, _data) -> None:
         message, delta = event

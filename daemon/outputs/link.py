@@ -9,7 +9,7 @@ The binding is aalink (maintained, wheels on PyPI for Linux, macOS and Windows; 
 which is why it is an optional extra rather than a dependency of the MIT package). aalink
 wants a running asyncio loop, so :class:`LinkTempo` keeps one on a small thread of its own.
 
-:class:`LinkTempo` has the method names of ``osc.OscOut`` (``send_emotion``, ``send_music``,
+:class:`LinkTempo` is an output like the OSC sender (``send_emotion``, ``send_music``,
 ``close``), so the daemon can keep it in its list of outputs; errors are logged, never raised
 out of the sends.
 """
@@ -94,7 +94,7 @@ class LinkTempo:
         self._call(apply)
         self.last_tempo = value
 
-    # --- the OscOut interface ---------------------------------------------------
+    # --- the outputs' interface (live.fanout.Output) ---------------------------
     def send_emotion(self, state: object) -> None:
         """Link carries no emotion."""
 

@@ -226,3 +226,22 @@ def test_a_refresh_repeats_one_bar_however_long_the_show():
     before = len(port.messages())
     port.refresh()  # only what was released since the last refresh: one note-off, not the show's history
     assert port.messages()[before:] == [(NOTE_OFF, 60, 0)]
+
+
+def test_nothing_is_struck_between_the_closing_panic_and_the_close():
+    """A forced shutdown closes the port while the player may still send: no note may sound after close."""
+    for _ in range(20):
+        port = FakePort()
+        stop = threading.Event()
+
+        def play() -> None:
+            pitch = 0
+            while not stop.is_set():
+                port.note_on(0, 60 + pitch % 12, 100)
+                pitch += 1
+        player = threading.Thread(target=play)
+        player.start()
+        port.close()
+        stop.set()
+        player.join()
+        assert port.sounding() == set()

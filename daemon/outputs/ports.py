@@ -104,6 +104,7 @@ class BasePort(ABC):
         self._wire_on: set[tuple[int, int]] = set()   # keys whose last message was a note-on
         self._released_at: dict[tuple[int, int], int] = {}  # key → the mark of its last release (≤ 16 × 128 keys)
         self._released: set[tuple[int, int]] = set()  # keys released since the last refresh
+        self._closed = False  # after close(), nothing more goes on the wire
 
     @abstractmethod
     def _write(self, message: list[int]) -> None:
@@ -115,6 +116,8 @@ class BasePort(ABC):
 
     def _emit(self, message: list[int]) -> None:
         """Put one message on the wire and keep the wire's view of the notes (called with the lock held)."""
+        if self._closed:
+            return
         self._emitted += 1
         status = message[0] if message else 0
         kind, channel = status & KIND_MASK, status & CHANNEL_MASK
@@ -170,12 +173,15 @@ class BasePort(ABC):
 
     def panic(self, channels: set[int] | None = None) -> None:
         with self._lock:
-            for channel, pitch in list(self._sounding):
-                self._emit([NOTE_OFF | channel, pitch, 0])
-            self._sounding.clear()
-            for channel in sorted((channels or set()) | self._channels_used):
-                self._emit([CONTROL_CHANGE | channel, SUSTAIN, 0])
-                self._emit([CONTROL_CHANGE | channel, ALL_NOTES_OFF, 0])
+            self._panic_locked(channels)
+
+    def _panic_locked(self, channels: set[int] | None = None) -> None:
+        for channel, pitch in list(self._sounding):
+            self._emit([NOTE_OFF | channel, pitch, 0])
+        self._sounding.clear()
+        for channel in sorted((channels or set()) | self._channels_used):
+            self._emit([CONTROL_CHANGE | channel, SUSTAIN, 0])
+            self._emit([CONTROL_CHANGE | channel, ALL_NOTES_OFF, 0])
 
     def refresh(self) -> None:
         """The note-offs released since the last refresh, again, for every key that is not sounding now.
@@ -218,9 +224,13 @@ class BasePort(ABC):
         return PortHealth(True, f"{self.description} is open")
 
     def close(self) -> None:
-        self.panic()
+        """The closing panic and the letting go under one hold of the lock, and nothing on the wire after:
+        a thread still sending (a forced shutdown does not wait for the player) cannot strike a note between
+        the panic and the close and leave it sounding."""
         with self._lock:
+            self._panic_locked()
             self._close()
+            self._closed = True
 
 
 @dataclass(frozen=True)

@@ -57,7 +57,7 @@ def faces() -> tuple[Placed, Placed]:
 
 def test_each_face_plays_its_own_voice_on_its_own_channel(jack_server, osc, tmp_path, faces):
     left, right = faces
-    clip = write_clip(tmp_path / "two.avi", [(1.5, [left]), (3, [left, right]), (2.5, [right])])
+    clip = write_clip(tmp_path / "two.avi", [(2, [left]), (3, [left, right]), (4, [right])])
     receiver = play_through(clip, fixed_tempo_mapping(120) + "faces: {follow: each, channels: [5, 6]}\n",
                             tmp_path, osc, "--speed", "2")
 

@@ -70,9 +70,6 @@ RING_BUDGET = 8192  # bytes written without a JACK cycle seen since (RtMidi's ri
 WATCH_CLIENT = "emobridge-watch"
 
 
-JACK_DRAIN_S = 0.06  # two cycles of a 1,024-frame period at 44.1 kHz, and then some
-
-
 def compiled_backends() -> list[str]:
     compiled = set(rtmidi.get_compiled_api())
     return [name for name, api in BACKENDS.items() if api in compiled]
@@ -277,10 +274,6 @@ class MidiOut(BasePort):
         if self._watch is not None and not self._watch.server_alive():
             _abandon(port)  # JACK is gone: closing would block on it
         else:
-            if self.backend == "jack":
-                # The closing panic's note-offs wait in RtMidi's ring for JACK's next cycle; a port closed at
-                # once drops them, and the receiver keeps the notes (seen: 10 in 1,000 forced shutdowns).
-                time.sleep(JACK_DRAIN_S)
             port.close_port()
             port.delete()
         if self._watch is not None:

@@ -8,7 +8,7 @@ import pytest
 from emobridge.outputs.midi import MidiOut, compiled_backends
 from emobridge.outputs.ports import ALL_NOTES_OFF, CONTROL_CHANGE, NOTE_OFF, NOTE_ON, SUSTAIN
 from emobridge.errors import MidiPortError
-from jack import JackReceiver
+from jack import CONNECT_SETTLE, JackReceiver
 
 pytestmark = pytest.mark.jack
 
@@ -62,9 +62,10 @@ def test_panic_releases_every_sounding_note_and_clears_channels(port):
 
 
 def test_connect_to_an_existing_port(jack_server):
-    receiver = JackReceiver(None, virtual="loopback-in")
-    out = MidiOut(backend="jack", connect="loopback-in")
-    time.sleep(0.1)
+    name = f"loopback-in-{uuid.uuid4().hex[:6]}"  # a name of its own: another run's port must not match
+    receiver = JackReceiver(None, virtual=name)
+    out = MidiOut(backend="jack", connect=name)
+    time.sleep(CONNECT_SETTLE)  # a new connection takes effect a JACK cycle or more later (more on a busy machine)
     out.control_change(3, 74, 99)
     assert messages(receiver, 1) == [(CONTROL_CHANGE | 3, 74, 99)]
     out.close()

@@ -43,7 +43,9 @@ def test_demo_plays_on_a_jack_port_and_sigterm_mid_note_releases_everything(jack
         used = {m.channel for m in messages if m.is_note_on}
         all_off = [m for m in messages if m.kind == 0xB0 and m.message[1] == 123]
         assert used <= {m.channel for m in all_off}, "all-notes-off missing on a channel that played"
-        assert max(m.time for m in all_off) - signalled < 0.1, "silence took longer than 100 ms after SIGTERM"
+        # silence: every channel that played has had its first all-notes-off (the port's closing panic may repeat them)
+        silent_at = max(min(m.time for m in all_off if m.channel == channel and m.time >= signalled) for channel in used)
+        assert silent_at - signalled < 0.1, "silence took longer than 100 ms after SIGTERM"
         receiver.close()
     finally:
         if daemon.poll() is None:

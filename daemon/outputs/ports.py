@@ -191,9 +191,12 @@ class BasePort(ABC):
         on the wire and is left alone: a refresh never cuts a note.
         """
         with self._lock:
-            for channel, pitch in sorted(self._released - self._wire_on):
-                self._write([NOTE_OFF | channel, pitch, 0])
-            self._released.clear()
+            self._repeat_releases_locked()
+
+    def _repeat_releases_locked(self) -> None:
+        for channel, pitch in sorted(self._released - self._wire_on):
+            self._write([NOTE_OFF | channel, pitch, 0])
+        self._released.clear()
 
     def heal(self, before: int | None = None) -> int:
         """For a receiver that just (re)connected: a note-off for every key played that is not sounding now
@@ -226,9 +229,15 @@ class BasePort(ABC):
     def close(self) -> None:
         """The closing panic and the letting go under one hold of the lock, and nothing on the wire after:
         a thread still sending (a forced shutdown does not wait for the player) cannot strike a note between
-        the panic and the close and leave it sounding."""
+        the panic and the close and leave it sounding.
+
+        The note-offs of the bar so far go out once more, after the panic: the player's own panic (a JACK cycle
+        or more earlier) may have reached a receiver that was late for that cycle as copies of its first message
+        (JACK2 clears a port's buffer for the next cycle while a late reader still walks it; RtMidi's reader then
+        repeats the last event it could read), and a synth that ignores all-notes-off would keep those keys."""
         with self._lock:
             self._panic_locked()
+            self._repeat_releases_locked()
             self._close()
             self._closed = True
 
@@ -326,6 +335,9 @@ class Tee(BasePort):
         with self._lock:
             self._released.clear()  # the tee's own view is not the one that refreshes
         self.primary.refresh()
+
+    def _repeat_releases_locked(self) -> None:
+        self._released.clear()  # the primary repeats them on the wire as it closes; no music to record
 
     def heal(self, before: int | None = None) -> int:
         return self.primary.heal(before) if isinstance(self.primary, BasePort) else 0

@@ -20,7 +20,7 @@ from typing import Any
 import yaml
 
 from ..errors import MappingError
-from ..theory import ROMAN_HELP, parse_note_name, parse_roman
+from ..theory import ROMAN_HELP, check_numeral, parse_note_name
 from .describe import plain_number
 from .keys import (TOP, Boolean, Choice, Entries, Integer, Key, Kind, ListOf, Named, Note, Number, Numeral,
                    OscTargets, Pair, Section, Table)
@@ -434,7 +434,7 @@ class _Builder:
 
     def numeral(self, raw: Any, path: str, allowed: str) -> str:
         try:
-            parse_roman(raw if isinstance(raw, str) else "")
+            check_numeral(raw if isinstance(raw, str) else "")
         except ValueError:
             raise self.fail(path, f"not a roman numeral chord: {_show(raw)}", allowed) from None
         return raw

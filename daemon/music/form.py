@@ -30,7 +30,8 @@ MINOR_SUBSTITUTES: dict[str, tuple[str, ...]] = {
     "i": ("VI", "III"), "iv": ("ii°", "iv7", "VI"), "v": ("V", "VII"), "VI": ("iv", "III"), "III": ("VI", "VII"),
     "VII": ("v", "III"), "V": ("vii°", "VII"), "ii°": ("iv",),
 }
-LIFT = {"A": 0.0, "B": 0.1, "C": -0.08}  # section dynamics: a contrast sits louder (B) or softer (C)
+LIFT = {"A": 0.0, "B": 0.15, "C": -0.12}  # section dynamics: a contrast sits louder (B) or softer (C)
+ECHO = -0.08  # every second time round the form, the music comes back a little softer
 
 
 @dataclass(frozen=True)
@@ -103,7 +104,7 @@ def plan_phrase(params: MusicParams, seed: int | str, phrase: int) -> PhrasePlan
     return PhrasePlan(letter, consequent, cycle, tuple(progression),
                       accompaniments[(number + cycle) % len(accompaniments)],
                       basses[(number + cycle) % len(basses)],
-                      LIFT.get(letter, 0.0) + (0.04 if cycle % 2 else 0.0))
+                      LIFT.get(letter, 0.0) + (ECHO if cycle % 2 else 0.0))
 
 
 def _substitute(numeral: str, following: str, params: MusicParams, rng: random.Random) -> str:

@@ -135,13 +135,17 @@ def melody(params: MusicParams, context: BarContext, register: tuple[int, int], 
         else:
             rhythm, steps = _ornamented(rhythm, steps)
     elif role in ("cadence", "half"):
-        rhythm = _cadence_rhythm(rhythm, beats)
+        rhythm = _cadence_rhythm(rhythm, beats, 1.0 if params.notes_per_bar >= 10 else beats / 2)
     scale = pitches_in(context.scale, *register)
     pitch = nearest(pitches_in(context.chord, *register), _contour(register, context, 0.0))
     pitches = []
     for index, (start, _) in enumerate(rhythm):
         if index:
-            pitch = _step(scale, pitch, steps[index % len(steps)])
+            step = steps[index % len(steps)]
+            target = _contour(register, context, start / beats)
+            if abs(pitch - target) > 5 and (step > 0) == (pitch > target):
+                step = -step  # wandered far from the phrase's arch: the motif turns back towards it
+            pitch = _step(scale, pitch, step)
         chord_tones = pitches_in(context.chord_at(start, beats), *register)
         if is_strong(round(start * SLOTS_PER_BEAT), beats * SLOTS_PER_BEAT) and start == int(start * 4) / 4:
             previous = pitches[-1] if pitches else None
@@ -162,29 +166,48 @@ def melody(params: MusicParams, context: BarContext, register: tuple[int, int], 
 
 
 def motif_rhythm(params: MusicParams, rng: random.Random) -> list[tuple[float, float]]:
-    """A bar of (onset, length to the next onset) built from the emotion's cells, as near its density as they allow.
+    """A bar of (onset, length) built from the emotion's cells, then tied or split to its density.
 
-    A rest's time goes to no note: the note before it keeps its own length.
+    An irregular emotion prefers bars that mix several kinds of cell. A rest's time goes to no
+    note: the note before it keeps its own length.
     """
     beats = params.beats_per_bar
     cells = [name for name in params.cells if name in CELLS] or ["quarter"]
+    target = max(1, round(params.notes_per_bar))
     best: list[tuple[float, float]] = []
-    best_miss = math.inf
+    best_score = math.inf
     for _ in range(24):
-        notes, now = [], 0.0
+        notes, now, used = [], 0.0, set()
         while now < beats - 1e-9:
             room = beats - now
             fits = [name for name in cells if sum(map(abs, CELLS[name])) <= room + 1e-9 and (notes or name != "rest")]
             if not fits:
                 notes.append((now, room))
                 break
-            for length in CELLS[rng.choice(fits)]:
+            name = rng.choice(fits)
+            used.add(name)
+            for length in CELLS[name]:
                 if length > 0:
                     notes.append((now, length))
                 now += abs(length)
-        miss = abs(len(notes) - params.notes_per_bar)
-        if miss < best_miss - 1e-9:
-            best, best_miss = notes, miss
+        score = abs(len(notes) - target) - 0.5 * params.irregularity * len(used)
+        if score < best_score - 1e-9:
+            best, best_score = notes, score
+    while len(best) > target:  # too many notes for the density: tie two neighbours that touch
+        touching = [i for i in range(len(best) - 1) if abs(best[i][0] + best[i][1] - best[i + 1][0]) < 1e-6]
+        if not touching:
+            break
+        if params.irregularity >= 0.5:
+            i = touching[rng.randrange(len(touching))]
+        else:  # a regular line ties its two shortest neighbours, which keeps it even
+            i = min(touching, key=lambda k: (round(best[k][1] + best[k + 1][1], 6), k))
+        best[i:i + 2] = [(best[i][0], best[i][1] + best[i + 1][1])]
+    while len(best) < target:  # too few: split the longest note in two
+        i = max(range(len(best)), key=lambda k: (best[k][1], -k))
+        if best[i][1] < 0.5 - 1e-9:
+            break
+        start, length = best[i]
+        best[i:i + 1] = [(start, length / 2), (start + length / 2, length / 2)]
     return [(round(start, 4), round(length, 4)) for start, length in best]
 
 
@@ -197,7 +220,7 @@ def motif_steps(leap: float, rng: random.Random, count: int) -> list[int]:
     steps = [0]
     for _ in range(count - 1):
         kind, size, direction = rng.random(), rng.random(), rng.random()
-        degrees = 3 + int(size * 3) if kind < leap else (1 if kind < 0.9 else 2)
+        degrees = 3 + int(size * (2 + 4 * leap)) if kind < leap else (1 if kind < 0.9 else 2)  # wider for leapier emotions
         steps.append(degrees if direction < 0.5 else -degrees)
     return steps
 
@@ -229,11 +252,11 @@ def _ornamented(rhythm: list[tuple[float, float]], steps: list[int]) -> tuple[li
     return turned, bent
 
 
-def _cadence_rhythm(rhythm: list[tuple[float, float]], beats: int) -> list[tuple[float, float]]:
-    """The motif's first half, then a long note from the half bar to the end of the bar."""
-    opening = [(start, length) for start, length in rhythm if start < beats / 2 - 1e-9]
-    opening = [(start, min(length, beats / 2 - start)) for start, length in opening] or [(0.0, beats / 2)]
-    return opening + [(beats / 2, beats / 2)]
+def _cadence_rhythm(rhythm: list[tuple[float, float]], beats: int, last: float) -> list[tuple[float, float]]:
+    """The motif's opening, then a long note of *last* beats to the end of the bar (a dense line closes quicker)."""
+    at = beats - last
+    opening = [(start, min(length, at - start)) for start, length in rhythm if start < at - 1e-9] or [(0.0, at)]
+    return opening + [(at, last)]
 
 
 def is_strong(slot: int, slots: int) -> bool:

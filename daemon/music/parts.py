@@ -326,7 +326,8 @@ def chords(params: MusicParams, context: BarContext, register: tuple[int, int], 
         for onset, pitches in _pattern(family, params, context, start, end, voiced):
             notes += [Note(onset, 0.0, pitch, velocity_at(params, context, onset, _accent(onset, beats) * 0.8, rng))
                       for pitch in pitches]
-    notes = _sustained(notes, [end for _, end, _ in spans], params.articulation)
+    notes = _sustained(notes, [end for _, end, _ in spans], params.articulation,
+                       pedal=family in ("arpeggio", "broken"))
     if context.cadence and context.plan and context.plan.consequent and len(voicing) >= 3 and beats >= 2:
         notes = _suspended(notes, context)
     return notes
@@ -342,12 +343,12 @@ def _pattern(family: str, params: MusicParams, context: BarContext, start: float
     if family == "arpeggio":
         order = list(voicing) + [voicing[0] + 12] if voicing[0] + 12 <= max(voicing) + 12 else list(voicing)
         order += order[-2:0:-1]
-        step = 0.5 if busy or span <= 2 else 1.0
+        step = 0.5 if params.notes_per_bar >= 3 or span <= 2 else 1.0
         return [(start + i * step, (order[i % len(order)],)) for i in range(int(round(span / step)))]
     if family == "broken":
         low, mid, top = voicing[0], voicing[len(voicing) // 2], voicing[-1]
         figure = (low, top, mid, top)
-        step = 0.5 if busy or span <= 2 else 1.0
+        step = 0.5 if params.notes_per_bar >= 3 or span <= 2 else 1.0
         return [(start + i * step, (figure[i % 4],)) for i in range(int(round(span / step)))]
     if family == "comping":
         onsets = context.motif_stream("comping").choice(COMPING)
@@ -360,14 +361,15 @@ def _pattern(family: str, params: MusicParams, context: BarContext, start: float
     return [(start + i * step, voicing) for i in range(hits)]
 
 
-def _sustained(notes: list[Note], ends: list[float], articulation: float) -> list[Note]:
-    """Each note lasts until the next onset of the part (or of its span's end), times the articulation."""
-    onsets = sorted({note.beat for note in notes})
+def _sustained(notes: list[Note], ends: list[float], articulation: float, pedal: bool = False) -> list[Note]:
+    """Each note lasts until the part's next onset (*pedal*: until its own pitch sounds again, as with the
+    sustain pedal down) or its span's end, times the articulation."""
     lasting = []
     for note in notes:
         end = min([e for e in ends if e > note.beat + 1e-9] or [max(ends)])
-        following = [o for o in onsets if o > note.beat + 1e-9]
-        stop = min(end, following[0]) if following else end
+        following = [other.beat for other in notes if other.beat > note.beat + 1e-9
+                     and (not pedal or other.pitch == note.pitch)]
+        stop = min([end] + following)
         lasting.append(Note(note.beat, max(0.05, (stop - note.beat) * articulation), note.pitch, note.velocity))
     return lasting
 

@@ -212,10 +212,12 @@ def _edges(kind: keys.Kind) -> list[tuple[object, str, bool]]:
     """(value, where an error names it after the key's path, accepted?) at both ends of a kind's limits."""
     if isinstance(kind, keys.Numeral):
         return [("I", "", True)]  # no range, just an item for a list of them
+    if isinstance(kind, keys.Choice):
+        return [(kind.options[0], "", True)]  # likewise (a list of patterns or rhythm cells)
     if isinstance(kind, keys.ListOf):
         first = _edges(kind.item)[0][0]
         return [([value], "" if ok else "[0]", ok) for value, _, ok in _edges(kind.item)] + \
-            [([], "", False), ([first] * kind.most, "", True), ([first] * (kind.most + 1), "", False)]
+            [([], "", kind.fewest == 0), ([first] * kind.most, "", True), ([first] * (kind.most + 1), "", False)]
     if isinstance(kind, keys.Pair):
         low, high, middle = kind.low, kind.high, (kind.low + kind.high) // 2
         return [([low, middle], "", True), ([middle, high], "", True),

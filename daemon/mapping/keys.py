@@ -86,11 +86,12 @@ class Numeral:
 
 @dataclass(frozen=True)
 class ListOf:
-    """A list of 1 to *most* items of one kind; the model holds a tuple."""
+    """A list of *fewest* (1 unless said) to *most* items of one kind; the model holds a tuple."""
 
     item: Kind
     most: int
     what: str  # the items, for error messages: "chords", "channels"
+    fewest: int = 1
 
 
 @dataclass(frozen=True)
@@ -214,7 +215,7 @@ EMOTION = Section(EmotionStyle, (
         "1 is legato, about 0.4 detached: staccato"),
     Key("leap", Number(0.0, 1.0, "a probability"), "chance that a melody move jumps a fourth or more"),
     Key("key", Note(), "this emotion's own tonic; null: the top-level key", attr="tonic", nullable=True),
-    Key("progressions", ListOf(ListOf(Numeral(), 16, "chords"), 8, "progressions"),
+    Key("progressions", ListOf(ListOf(Numeral(), 16, "chords"), 8, "progressions", fewest=0),
         "further phrases: the form's B and C sections play them, returns of A vary between them"),
     Key("form", Choice(FORMS), "the phrases of a section: A antecedent (open), A' consequent (closed), B/C contrasts"),
     Key("cells", ListOf(Choice(CELLS), 11, "rhythm cells"), "the rhythm vocabulary the melody's motifs are built from"),

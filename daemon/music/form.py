@@ -62,7 +62,10 @@ def form_slots(form: str) -> list[tuple[str, bool]]:
 
 
 def dominant_numeral(mode: str) -> str:
-    """The chord on the fifth degree of *mode* as a numeral of its own quality (V, v or v°)."""
+    """The chord of a half cadence: V (the minor modes borrow its leading tone, as in harmonic minor),
+    else the fifth degree's own chord (v in dorian and mixolydian, v° in phrygian)."""
+    if mode in ("minor", "harmonic_minor"):
+        return "V"
     steps = MODES[mode]
     third, fifth = (steps[(4 + 2) % 7] - steps[4]) % 12, (steps[(4 + 4) % 7] - steps[4]) % 12
     if fifth == 6:

@@ -15,9 +15,11 @@ the motif's opening and a long last note, on the tonic when the chord holds it.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import TYPE_CHECKING, Callable
 
 from ..theory import chord_pitch_classes, nearest, pitches_in, scale_pitch_classes, voice_chord, voice_progression
@@ -120,6 +122,14 @@ def bar_context(params: MusicParams, index: int, plan: PhrasePlan | None = None,
 
 def melody(params: MusicParams, context: BarContext, register: tuple[int, int], rng: random.Random) -> list[Note]:
     """The phrase's motif, stated, sequenced on the bar's chord, varied, and closed by a cadence."""
+    return [Note(start, length * params.articulation, pitch,
+                 velocity_at(params, context, start, _accent(start, params.beats_per_bar), rng))
+            for start, length, pitch in melody_line(params, context, register)]
+
+
+@lru_cache(maxsize=4096)
+def melody_line(params: MusicParams, context: BarContext, register: tuple[int, int]) -> tuple[tuple[float, float, int], ...]:
+    """(onset, length, pitch) of the bar's melody: a pure function, cached (the next bar starts from its end)."""
     beats = params.beats_per_bar
     rhythm = motif_rhythm(params, context.motif_stream(params.emotion, "rhythm"))
     steps = motif_steps(params.leap, context.motif_stream("contour"), len(rhythm) + 4)
@@ -137,7 +147,12 @@ def melody(params: MusicParams, context: BarContext, register: tuple[int, int], 
     elif role in ("cadence", "half"):
         rhythm = _cadence_rhythm(rhythm, beats, 1.0 if params.notes_per_bar >= 10 else beats / 2)
     scale = pitches_in(context.scale, *register)
-    pitch = nearest(pitches_in(context.chord, *register), _contour(register, context, 0.0))
+    target = _contour(register, context, 0.0)
+    if context.position == 0:  # a phrase states its motif from the chord tone nearest the arch
+        pitch = nearest(pitches_in(context.chord, *register), target)
+    else:  # later bars take it up from the chord tone nearest where the last bar ended (a sequence)
+        before = melody_line(params, dataclasses.replace(context, position=context.position - 1), register)
+        pitch = nearest(pitches_in(context.chord, *register), before[-1][2] + 0.5 * (target - before[-1][2]))
     pitches = []
     for index, (start, _) in enumerate(rhythm):
         if index:
@@ -149,20 +164,17 @@ def melody(params: MusicParams, context: BarContext, register: tuple[int, int], 
         chord_tones = pitches_in(context.chord_at(start, beats), *register)
         if is_strong(round(start * SLOTS_PER_BEAT), beats * SLOTS_PER_BEAT) and start == int(start * 4) / 4:
             previous = pitches[-1] if pitches else None
-            choices = tuple(p for p in chord_tones if p != previous) or chord_tones
-            pitch = _nearest_towards(choices, pitch, steps[index % len(steps)] or 1)
+            direction = steps[index % len(steps)] or 1
+            close = tuple(p for p in chord_tones if previous is not None and abs(p - previous) <= 2)
+            choices = close or tuple(p for p in chord_tones if p != previous) or chord_tones
+            pitch = _nearest_towards(choices, pitch, direction)  # a chord tone, by step (or held) when one is near
         pitches.append(pitch)
     if role == "cadence" and context.tonic in context.chord_at(rhythm[-1][0], beats):
         pitches[-1] = nearest(pitches_in((context.tonic,), *register), pitches[-1])
     elif role in ("cadence", "half"):  # an open ending rests on the chord's root or fifth
         chord = context.chord_at(rhythm[-1][0], beats)
         pitches[-1] = nearest(pitches_in((chord[0], chord[-1] if len(chord) < 3 else chord[2]), *register), pitches[-1])
-    notes = []
-    for (start, length), pitch in zip(rhythm, pitches):
-        accent = _accent(start, beats)
-        notes.append(Note(start, length * params.articulation, pitch,
-                          velocity_at(params, context, start, accent, rng)))
-    return notes
+    return tuple((start, length, pitch) for (start, length), pitch in zip(rhythm, pitches))
 
 
 def motif_rhythm(params: MusicParams, rng: random.Random) -> list[tuple[float, float]]:
@@ -220,7 +232,7 @@ def motif_steps(leap: float, rng: random.Random, count: int) -> list[int]:
     steps = [0]
     for _ in range(count - 1):
         kind, size, direction = rng.random(), rng.random(), rng.random()
-        degrees = 3 + int(size * (2 + 4 * leap)) if kind < leap else (1 if kind < 0.9 else 2)  # wider for leapier emotions
+        degrees = 3 + int(size * (2 + 4 * leap)) if kind < leap else (1 if kind < 0.95 else 2)  # wider for leapier emotions
         steps.append(degrees if direction < 0.5 else -degrees)
     return steps
 
@@ -291,10 +303,12 @@ def phrase_level(params: MusicParams, context: BarContext, beat: float) -> float
     """
     beats = params.beats_per_bar
     lift = context.plan.lift if context.plan else 0.0
-    if params.dynamics == "terraced":
-        half = int(beat >= beats / 2)
-        level = context.stream("terrace", half).choice((0.12, 0.45, 0.88))
-        return max(0.0, min(1.0, 0.5 + params.swell * (level - 0.5) * 2 + lift))
+    if params.dynamics == "terraced":  # as many soft halves as loud ones in a phrase, in the section's order
+        variant = context.plan.variant if context.plan else "-"
+        levels = [0.0, 1.0] * len(context.chords)
+        random.Random(f"{context.material}:{variant}:terrace").shuffle(levels)
+        level = levels[2 * context.position + int(beat >= beats / 2)]
+        return max(0.0, min(1.0, 0.5 + params.swell * (level - 0.5) + lift))
     x = (context.position + beat / beats) / len(context.chords)
     peak = 0.65
     shape = math.sin(math.pi / 2 * x / peak) if x < peak else math.cos(math.pi / 2 * (x - peak) / (1 - peak))

@@ -32,6 +32,7 @@ MINOR_SUBSTITUTES: dict[str, tuple[str, ...]] = {
 }
 LIFT = {"A": 0.0, "B": 0.15, "C": -0.12}  # section dynamics: a contrast sits louder (B) or softer (C)
 ECHO = -0.08  # every second time round the form, the music comes back a little softer
+MOTION = {"A": 1.0, "B": 0.8, "C": 1.2}  # melody notes against the emotion's density: B in longer values
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,7 @@ class PhrasePlan:
     accompaniment: str              # the chords part's pattern family
     bass_line: str                  # the bass part's pattern family
     lift: float                     # dynamics offset of the section, a share of the velocity range
+    motion: float = 1.0             # the melody's notes per bar against the emotion's density
 
     @property
     def variant(self) -> str:
@@ -107,7 +109,7 @@ def plan_phrase(params: MusicParams, seed: int | str, phrase: int) -> PhrasePlan
     return PhrasePlan(letter, consequent, cycle, tuple(progression),
                       accompaniments[(number + cycle) % len(accompaniments)],
                       basses[(number + cycle) % len(basses)],
-                      LIFT.get(letter, 0.0) + (ECHO if cycle % 2 else 0.0))
+                      LIFT.get(letter, 0.0) + (ECHO if cycle % 2 else 0.0), MOTION.get(letter, 1.0))
 
 
 def _substitute(numeral: str, following: str, params: MusicParams, rng: random.Random) -> str:

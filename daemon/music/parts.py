@@ -131,7 +131,9 @@ def melody(params: MusicParams, context: BarContext, register: tuple[int, int], 
 def melody_line(params: MusicParams, context: BarContext, register: tuple[int, int]) -> tuple[tuple[float, float, int], ...]:
     """(onset, length, pitch) of the bar's melody: a pure function, cached (the next bar starts from its end)."""
     beats = params.beats_per_bar
-    rhythm = motif_rhythm(params, context.motif_stream(params.emotion, "rhythm"))
+    motion = context.plan.motion if context.plan else 1.0
+    rhythm = motif_rhythm(dataclasses.replace(params, notes_per_bar=params.notes_per_bar * motion),
+                          context.motif_stream(params.emotion, "rhythm"))
     steps = motif_steps(params.leap, context.motif_stream("contour"), len(rhythm) + 4)
     role = _role(context)
     if role == "vary":

@@ -22,7 +22,7 @@ def test_default_loads_with_all_emotions_and_parts():
     assert mapping.source == "default"
     assert mapping.tonic == 0 and mapping.beats_per_bar == 4
     assert set(mapping.emotions) == set(EMOTIONS)
-    assert [part.name for part in mapping.parts] == ["melody", "chords", "bass", "drums"]
+    assert [part.name for part in mapping.parts] == ["melody", "chords", "bass", "drums", "counter"]
     assert mapping.channels() == (0, 1, 2)  # drums are off by default; channels count from 0 inside
     assert mapping.part("drums").channel == 9
     assert mapping.emotions["happy"].mode == "major" and mapping.emotions["sad"].mode == "minor"

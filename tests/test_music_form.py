@@ -185,3 +185,22 @@ def test_bad_values_of_the_new_keys_are_refused_in_one_line(text, path):
     with pytest.raises(MappingError) as caught:
         parse_mapping(text, "bad.yaml")
     assert caught.value.path == path and "\n" not in str(caught.value)
+
+
+def test_the_counter_melody_is_off_by_default_and_moves_against_the_tune_when_on():
+    assert not any(e.part == "counter" for bar in play(parse_mapping(GRID, "g.yaml"), "happy", 4) for e in bar.events)
+    mapping = parse_mapping(GRID + "parts: {counter: {enabled: true}}", "c.yaml")
+    bars = play(mapping, "happy", 16)
+    contrary = parallel = 0
+    for bar in bars:
+        context = bar_context(bar.params, bar.phrase_bar)
+        line = sorted((e.beat, e.pitch) for e in bar.events if e.part == "counter")
+        tune = sorted((e.beat, e.pitch) for e in bar.events if e.part == "melody")
+        assert line and all(e.channel == 3 for e in bar.events if e.part == "counter")  # channel 4
+        assert all(pitch % 12 in context.chord_at(beat, 4) for beat, pitch in line)
+        for (start, pitch), (later, after) in zip(line, line[1:]):
+            struck = [p for b, p in tune if b <= start][-1], [p for b, p in tune if b <= later][-1]
+            moves = (after - pitch) * (struck[1] - struck[0])  # both lines between the same two onsets
+            contrary += moves < 0
+            parallel += moves > 0
+    assert contrary > 2 * parallel

@@ -249,7 +249,7 @@ BASS = Section(PartConfig, PART.keys + (
 # Drum notes are fixed General MIDI sounds: no octave, and a hit has no length to shape.
 DRUMS = Section(PartConfig, tuple(key for key in PART.keys if key.name not in ("octave", "articulation")) + (
     Key("fills", Boolean(), "a fill in the last beat of every phrase"),))
-PART_SECTIONS = {"melody": PART, "chords": CHORDS, "bass": BASS, "drums": DRUMS}
+PART_SECTIONS = {"melody": PART, "chords": CHORDS, "bass": BASS, "drums": DRUMS, "counter": PART}
 
 
 def _source_range(values: dict[str, Any]) -> tuple[float, float]:

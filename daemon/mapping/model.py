@@ -12,7 +12,7 @@ from ..labels import EMOTIONS
 from .osc_targets import OscTargetSpec
 from ..perception.smoothing import SmoothingConfig
 
-PART_NAMES: tuple[str, ...] = ("melody", "chords", "bass", "drums")
+PART_NAMES: tuple[str, ...] = ("melody", "chords", "bass", "drums", "counter")
 RHYTHMS: tuple[str, ...] = ("regular", "irregular")
 # Rhythm cells a melody's motifs are built from (music.parts.CELLS gives their note lengths).
 CELLS: tuple[str, ...] = ("quarter", "eighths", "sixteenths", "dotted", "snap", "syncopated", "triplet", "half",
@@ -136,6 +136,7 @@ PART_DEFAULTS: dict[str, PartConfig] = {part.name: part for part in (
     PartConfig("chords", channel=1, enabled=True, octave=-1, velocity_scale=0.75, program=None),
     PartConfig("bass", channel=2, enabled=True, octave=-2, velocity_scale=0.9, program=None),
     PartConfig("drums", channel=9, enabled=False, octave=0, velocity_scale=0.85, program=None),
+    PartConfig("counter", channel=3, enabled=False, octave=-1, velocity_scale=0.7, program=None),
 )}
 
 

@@ -501,6 +501,60 @@ def _lowest(pitch_class: int, register: tuple[int, int]) -> int:
     return pitches_in((pitch_class,), register[0], register[0] + 11)[0]
 
 
+# --- counter-melody ---
+
+def counter(params: MusicParams, context: BarContext, register: tuple[int, int], rng: random.Random) -> list[Note]:
+    """A slower line under the melody, moving against it: chord tones a beat (or two) apart, a held third at cadences."""
+    return [Note(start, length * params.articulation, pitch,
+                 velocity_at(params, context, start, _accent(start, params.beats_per_bar) * 0.8, rng))
+            for start, length, pitch in counter_line(params, context, register)]
+
+
+@lru_cache(maxsize=4096)
+def counter_line(params: MusicParams, context: BarContext, register: tuple[int, int]) -> tuple[tuple[float, float, int], ...]:
+    """(onset, length, pitch): contrary to the melody's motion wherever a chord tone lies that way."""
+    beats = params.beats_per_bar
+    tune = melody_line(params, context, params.pitch_range)
+    step = 1.0 if params.notes_per_bar >= 4 else 2.0
+    onsets = [0.0] if context.cadence else [i * step for i in range(int(beats / step))]
+    if context.position == 0:
+        pitch = nearest(pitches_in((context.chord[1 if len(context.chord) > 1 else 0],), *register),
+                        (register[0] + register[1]) / 2)
+    else:
+        pitch = counter_line(params, dataclasses.replace(context, position=context.position - 1), register)[-1][2]
+    line = []
+    for index, start in enumerate(onsets):
+        tones = pitches_in(context.chord_at(start, beats), *register)
+        if context.cadence:  # the chord's third, where the line already is
+            pitch = nearest(pitches_in((context.chord[1 if len(context.chord) > 1 else 0],), *register), pitch)
+        else:
+            if index:
+                moving = _melody_motion(tune, onsets[index - 1], start)
+            elif context.position:  # from the last note of the bar before
+                before = melody_line(params, dataclasses.replace(context, position=context.position - 1),
+                                     params.pitch_range)
+                moving = (sounding(tune, start) > before[-1][2]) - (sounding(tune, start) < before[-1][2])
+            else:
+                moving = 0
+            wanted = [p for p in tones if 0 < (p - pitch) * -moving <= 5] if moving else []
+            pitch = min(wanted, key=lambda p: abs(p - pitch)) if wanted else nearest(tones, pitch)
+        end = onsets[index + 1] if index + 1 < len(onsets) else float(beats)
+        line.append((start, end - start, pitch))
+    return tuple(line)
+
+
+def sounding(tune: tuple[tuple[float, float, int], ...], at: float) -> int:
+    """The melody pitch struck last at or before *at* (its first note before it starts)."""
+    struck = [pitch for start, _, pitch in tune if start <= at + 1e-9]
+    return struck[-1] if struck else tune[0][2]
+
+
+def _melody_motion(tune: tuple[tuple[float, float, int], ...], earlier: float, later: float) -> int:
+    """+1 when the melody is higher at *later* than at *earlier* (beats), -1 when lower, 0 when level."""
+    change = sounding(tune, later) - sounding(tune, earlier)
+    return (change > 0) - (change < 0)
+
+
 # --- drums ---
 
 def drums(params: MusicParams, context: BarContext, register: tuple[int, int], rng: random.Random) -> list[Note]:
@@ -533,7 +587,8 @@ def drums(params: MusicParams, context: BarContext, register: tuple[int, int], r
             for (beat, pitch), accent in sorted(hits.items())]
 
 
-GENERATORS: dict[str, Generator] = {"melody": melody, "chords": chords, "bass": bass, "drums": drums}
+GENERATORS: dict[str, Generator] = {"melody": melody, "chords": chords, "bass": bass, "drums": drums,
+                                     "counter": counter}
 
 
 # --- helpers ---

@@ -10,6 +10,11 @@ one tempo per beat), and the harmony (leading emotion, key, mode, progression) s
 next bar or only at the next phrase start (``change_at``). Numeric parameters (velocity,
 register, density, articulation, leap, rhythm) follow the emotion every bar either way. Given
 the seed and the sequence of states, the bars are always the same.
+
+The composer also counts phrases: each phrase's progression, patterns and variation come from
+the emotion's form (:func:`.form.plan_phrase`, a pure function of the seed and the phrase number),
+and the parts build their motifs from streams named after the section, so returns are heard as
+returns. A harmony change at a bar line replays the interrupted phrase in the new emotion.
 """
 
 from __future__ import annotations

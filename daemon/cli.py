@@ -135,6 +135,46 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- music-report --------------------------------------------------------------
+def cmd_music_report(args: argparse.Namespace) -> int:
+    import json
+
+    import mido
+
+    from .mapping import load_mapping
+    from .music.render import simulate
+    from .music.report import format_report, measure
+
+    if args.file and args.emotion:
+        raise UserError("give a MIDI file or --emotion, not both")
+    if args.file:
+        try:
+            midi = mido.MidiFile(args.file)
+        except (OSError, EOFError, ValueError, KeyError, IndexError) as error:
+            raise UserError(f"cannot read {args.file} as a Standard MIDI File: {error}") from None
+        title = args.file
+    elif args.emotion:
+        if args.emotion not in EMOTIONS:
+            raise UserError(f"unknown emotion {args.emotion!r}: use one of {', '.join(EMOTIONS)}")
+        mapping = load_mapping(args.mapping)
+        bars = args.bars
+        if args.minutes is not None:  # a hold: as many bars as fill the minutes at the emotion's tempo
+            from .music.composer import params_for
+            from .state import EmotionState
+            tempo = params_for(EmotionState.fixed(args.emotion), mapping).tempo
+            bars = max(1, round(args.minutes * tempo / mapping.beats_per_bar))
+        midi = simulate(args.emotion, bars, args.seed, mapping)
+        title = f"{args.emotion}, {bars} bars, seed {args.seed}, mapping {args.mapping or 'default'}"
+    else:
+        raise UserError("give a MIDI file to measure, or --emotion E to measure what the composer plays for it")
+    try:
+        report = measure(midi)
+    except ValueError as error:
+        raise UserError(f"{title}: {error}") from None
+    print(json.dumps(report.as_dict(), indent=2) if args.json else format_report(report, title))
+    return 0
+
+
 def cmd_check_mapping(args: argparse.Namespace) -> int:
     from .mapping import describe_mapping, list_presets, load_mapping
 
@@ -320,6 +360,17 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--mapping", help="YAML mapping file or preset name (default: the bundled default)")
     sim.add_argument("--out", default="emobridge.mid", help="Standard MIDI File to write")
     sim.set_defaults(func=cmd_simulate)
+
+    report = sub.add_parser("music-report", help="measure repetition, harmony, rhythm and dynamics of a MIDI file "
+                                                 "(or of what the composer plays for an emotion)")
+    report.add_argument("file", nargs="?", help="a Standard MIDI File")
+    report.add_argument("--emotion", help=f"simulate this emotion instead: one of {', '.join(EMOTIONS)}")
+    report.add_argument("--bars", type=int, default=64, help="bars to simulate (default 64)")
+    report.add_argument("--minutes", type=float, help="simulate a hold of this many minutes instead of --bars")
+    report.add_argument("--seed", type=int, default=1)
+    report.add_argument("--mapping", help="YAML mapping file or preset name (default: the bundled default)")
+    report.add_argument("--json", action="store_true", help="print the measures as JSON")
+    report.set_defaults(func=cmd_music_report)
 
     check = sub.add_parser("check-mapping", help="validate a mapping and print it resolved (or the errors)")
     check.add_argument("file", nargs="?", help="a YAML file or a preset name (none: list the presets)")

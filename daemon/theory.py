@@ -5,7 +5,9 @@ the *current mode's* scale (so ``VI`` in C minor is A flat), the case gives the 
 (upper case major, lower case minor), and optional marks alter it: ``b``/``#`` before the
 numeral moves the root a semitone (borrowed chords such as ``bVII`` in major), ``°``/``o``/
 ``dim`` makes it diminished, ``ø`` half-diminished, ``+``/``aug`` augmented, and a trailing
-``7`` or ``maj7`` adds a seventh.
+``7`` or ``maj7`` adds a seventh. A secondary chord names its target after a slash: ``V/V``,
+``V7/ii``, ``vii°/vi`` are the dominant (or leading-tone chord) of that degree's chord, read in the
+major key of its root.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ MODES: dict[str, tuple[int, ...]] = {
 NOTE_NAMES: dict[str, int] = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
 
 ROMAN_HELP = ("I to VII (upper case major, lower case minor), optionally b or # before and "
-              "°/o/dim, ø, +/aug, 7 or maj7 after, e.g. I, iv, bVII, V7, vii°")
+              "°/o/dim, ø, +/aug, 7 or maj7 after, or a secondary chord V/x, V7/x, vii°/x; e.g. I, iv, bVII, V7, vii°, V/V")
 
 _NUMERALS = ("vii", "iii", "vi", "iv", "ii", "v", "i")  # longest first so the regex is greedy
 _ROMAN = re.compile(
@@ -91,6 +93,16 @@ def _seventh(quality: str, seventh: str) -> int:
     return 9 if quality == "diminished" else 10  # vii°7 is fully diminished; V7, ii7 take the minor seventh
 
 
+def check_numeral(numeral: str) -> None:
+    """ValueError unless *numeral* is a chord :func:`chord_pitch_classes` can read (secondary chords too)."""
+    head, slash, target = numeral.partition("/")
+    parse_roman(head)
+    if slash:
+        parse_roman(target)
+        if head not in ("V", "V7", "vii°", "viio", "viidim", "vii°7", "viio7"):
+            raise ValueError(f"a secondary chord is V, V7 or vii° of its target: {numeral!r}")
+
+
 def scale_pitch_classes(tonic: int, mode: str) -> tuple[int, ...]:
     """Pitch classes of the scale, tonic first."""
     return tuple((tonic + step) % 12 for step in MODES[mode])
@@ -98,6 +110,10 @@ def scale_pitch_classes(tonic: int, mode: str) -> tuple[int, ...]:
 
 def chord_pitch_classes(numeral: str, tonic: int, mode: str) -> tuple[int, ...]:
     """Pitch classes of a roman-numeral chord in the key, root first."""
+    head, slash, target = numeral.partition("/")
+    if slash:  # a secondary chord: read *head* in the major key of the target chord's root
+        check_numeral(numeral)
+        return chord_pitch_classes(head, chord_pitch_classes(target, tonic, mode)[0], "major")
     chord = parse_roman(numeral)
     root = (tonic + MODES[mode][chord.degree] + chord.alteration) % 12
     return tuple((root + interval) % 12 for interval in chord.intervals)

@@ -22,7 +22,7 @@ def test_default_loads_with_all_emotions_and_parts():
     assert mapping.source == "default"
     assert mapping.tonic == 0 and mapping.beats_per_bar == 4
     assert set(mapping.emotions) == set(EMOTIONS)
-    assert [part.name for part in mapping.parts] == ["melody", "chords", "bass", "drums"]
+    assert [part.name for part in mapping.parts] == ["melody", "chords", "bass", "drums", "counter"]
     assert mapping.channels() == (0, 1, 2)  # drums are off by default; channels count from 0 inside
     assert mapping.part("drums").channel == 9
     assert mapping.emotions["happy"].mode == "major" and mapping.emotions["sad"].mode == "minor"
@@ -212,10 +212,12 @@ def _edges(kind: keys.Kind) -> list[tuple[object, str, bool]]:
     """(value, where an error names it after the key's path, accepted?) at both ends of a kind's limits."""
     if isinstance(kind, keys.Numeral):
         return [("I", "", True)]  # no range, just an item for a list of them
+    if isinstance(kind, keys.Choice):
+        return [(kind.options[0], "", True)]  # likewise (a list of patterns or rhythm cells)
     if isinstance(kind, keys.ListOf):
         first = _edges(kind.item)[0][0]
         return [([value], "" if ok else "[0]", ok) for value, _, ok in _edges(kind.item)] + \
-            [([], "", False), ([first] * kind.most, "", True), ([first] * (kind.most + 1), "", False)]
+            [([], "", kind.fewest == 0), ([first] * kind.most, "", True), ([first] * (kind.most + 1), "", False)]
     if isinstance(kind, keys.Pair):
         low, high, middle = kind.low, kind.high, (kind.low + kind.high) // 2
         return [([low, middle], "", True), ([middle, high], "", True),

@@ -22,8 +22,9 @@ from typing import Any, Union
 from ..labels import EMOTIONS, FOLLOW_MODES, NO_FACE_POLICIES
 from ..perception.smoothing import SMOOTHING_LIMITS, SmoothingConfig
 from ..theory import MODES
-from .model import (BLENDS, CC_SOURCES, CHANGE_AT, CURVES, PART_DEFAULTS, PART_NAMES, RHYTHMS, ControlSpec,
-                    EmotionStyle, FacesConfig, Humanize, Mapping, PartConfig, Transition)
+from .model import (ACCOMPANIMENTS, BASS_LINES, BLENDS, CC_SOURCES, CELLS, CHANGE_AT, CURVES, DYNAMICS, FORMS,
+                    PART_DEFAULTS, PART_NAMES, RHYTHMS, ControlSpec, EmotionStyle, FacesConfig, Humanize, Mapping,
+                    PartConfig, Transition)
 
 # --- kinds of value ---
 
@@ -85,11 +86,12 @@ class Numeral:
 
 @dataclass(frozen=True)
 class ListOf:
-    """A list of 1 to *most* items of one kind; the model holds a tuple."""
+    """A list of *fewest* (1 unless said) to *most* items of one kind; the model holds a tuple."""
 
     item: Kind
     most: int
     what: str  # the items, for error messages: "chords", "channels"
+    fewest: int = 1
 
 
 @dataclass(frozen=True)
@@ -213,6 +215,20 @@ EMOTION = Section(EmotionStyle, (
         "1 is legato, about 0.4 detached: staccato"),
     Key("leap", Number(0.0, 1.0, "a probability"), "chance that a melody move jumps a fourth or more"),
     Key("key", Note(), "this emotion's own tonic; null: the top-level key", attr="tonic", nullable=True),
+    Key("progressions", ListOf(ListOf(Numeral(), 16, "chords"), 8, "progressions", fewest=0),
+        "further phrases: the form's B and C sections play them, returns of A vary between them"),
+    Key("form", Choice(FORMS), "the phrases of a section: A antecedent (open), A' consequent (closed), B/C contrasts"),
+    Key("cells", ListOf(Choice(CELLS), 11, "rhythm cells"), "the rhythm vocabulary the melody's motifs are built from"),
+    Key("accompaniment", ListOf(Choice(ACCOMPANIMENTS), 4, "patterns"),
+        "chord patterns: the first for A sections, the next for B, ...; repeated sections rotate them"),
+    Key("bass_line", ListOf(Choice(BASS_LINES), 4, "patterns"), "bass patterns, chosen like accompaniment"),
+    Key("reharmonise", Number(0.0, 1.0, "a probability"),
+        "chance an inner chord of a repeated section is replaced by a relative, secondary dominant or borrowed chord"),
+    Key("extensions", Number(0.0, 1.0, "a probability"), "chance a chord carries a consonant added sixth or ninth"),
+    Key("tension", Number(0.0, 1.0, "a probability"),
+        "chance a chord carries a dissonant tone (a semitone clash or tritone): a valence cue beside mode"),
+    Key("dynamics", Choice(DYNAMICS), "phrase loudness: arch (crescendo, then diminuendo) or terraced (sudden levels)"),
+    Key("swell", Number(0.0, 1.0, "a share of the velocity range"), "how far the phrase's dynamics move"),
 ))
 
 PART = Section(PartConfig, (
@@ -224,8 +240,16 @@ PART = Section(PartConfig, (
     _program(),
     Key("bank", Integer(0, 16383), "bank selected before the program, by CC 0 and CC 32; null: none", nullable=True),
 ))
+CHORDS = Section(PartConfig, PART.keys + (
+    Key("pattern", Choice(ACCOMPANIMENTS), "one chord pattern for every emotion; null: each emotion's accompaniment",
+        nullable=True),))
+BASS = Section(PartConfig, PART.keys + (
+    Key("pattern", Choice(BASS_LINES), "one bass pattern for every emotion; null: each emotion's bass_line",
+        nullable=True),))
 # Drum notes are fixed General MIDI sounds: no octave, and a hit has no length to shape.
-DRUMS = Section(PartConfig, tuple(key for key in PART.keys if key.name not in ("octave", "articulation")))
+DRUMS = Section(PartConfig, tuple(key for key in PART.keys if key.name not in ("octave", "articulation")) + (
+    Key("fills", Boolean(), "a fill in the last beat of every phrase"),))
+PART_SECTIONS = {"melody": PART, "chords": CHORDS, "bass": BASS, "drums": DRUMS, "counter": PART}
 
 
 def _source_range(values: dict[str, Any]) -> tuple[float, float]:
@@ -278,7 +302,7 @@ TOP = Section(Mapping, (
     Key("transition", Table(TRANSITION), "how the music moves from one emotion to the next"),
     Key("humanize", Table(HUMANIZE), "small random deviations from the grid, as a player makes"),
     Key("emotions", Named({name: EMOTION for name in EMOTIONS}, required=True), "what each emotion sounds like"),
-    Key("parts", Named({name: DRUMS if name == "drums" else PART for name in PART_NAMES}, required=False,
+    Key("parts", Named({name: PART_SECTIONS[name] for name in PART_NAMES}, required=False,
                        bases=PART_DEFAULTS, keyed=False), "the instrument parts, each on its own channel"),
     # 128 cc entries: as many as there are controller numbers on a channel, far more than a DAW's macros
     # need; each entry is computed on every frame, and together they share controls.TOTAL_RATE (500

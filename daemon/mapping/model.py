@@ -12,8 +12,15 @@ from ..labels import EMOTIONS
 from .osc_targets import OscTargetSpec
 from ..perception.smoothing import SmoothingConfig
 
-PART_NAMES: tuple[str, ...] = ("melody", "chords", "bass", "drums")
+PART_NAMES: tuple[str, ...] = ("melody", "chords", "bass", "drums", "counter")
 RHYTHMS: tuple[str, ...] = ("regular", "irregular")
+# Rhythm cells a melody's motifs are built from (music.parts.CELLS gives their note lengths).
+CELLS: tuple[str, ...] = ("quarter", "eighths", "sixteenths", "dotted", "snap", "syncopated", "triplet", "half",
+                          "long_short", "gallop", "rest")
+ACCOMPANIMENTS: tuple[str, ...] = ("block", "arpeggio", "broken", "comping")
+BASS_LINES: tuple[str, ...] = ("root", "pedal", "octave", "walking", "syncopated")
+FORMS: tuple[str, ...] = ("AA'BA'", "AA'BB'", "ABAB'", "AA'", "AA'BA'CA'")
+DYNAMICS: tuple[str, ...] = ("arch", "terraced")
 CHANGE_AT: tuple[str, ...] = ("bar", "phrase")
 BLENDS: tuple[str, ...] = ("probabilities", "argmax")
 CURVES: tuple[str, ...] = ("linear", "exponential", "step")
@@ -40,6 +47,16 @@ class EmotionStyle:
     articulation: float = 0.8       # sounding length over the gap to the next note: 1 legato, ~0.4 staccato
     leap: float = 0.15              # chance that a melody move is a leap (a fourth or more) instead of a step
     tonic: int | None = None        # this emotion's own key (pitch class 0-11); None: the mapping's key
+    progressions: tuple[tuple[str, ...], ...] = ()  # further phrases the form chooses from (B, C sections)
+    form: str = "AA'BA'"            # phrases of a section: A antecedent, A' its consequent, B/C contrasts
+    cells: tuple[str, ...] = ("quarter", "eighths", "dotted")  # rhythm cells the motifs are made of
+    accompaniment: tuple[str, ...] = ("block",)  # chord patterns: the first for A, the next for B, ...
+    bass_line: tuple[str, ...] = ("root",)       # bass patterns, likewise
+    reharmonise: float = 0.3        # chance an inner chord of a repeated section is replaced (relative, V/x, borrowed)
+    extensions: float = 0.0         # chance a chord carries a consonant added sixth, ninth or seventh
+    tension: float = 0.0            # chance a chord carries a dissonant tone (a semitone clash or tritone)
+    dynamics: str = "arch"          # arch: crescendo to 2/3 of the phrase, then diminuendo; terraced: sudden levels
+    swell: float = 0.5              # how much of the velocity range the phrase shape spans, 0..1
 
 
 @dataclass(frozen=True)
@@ -89,6 +106,8 @@ class PartConfig:
     program: int | None       # GM program 0-127 sent before the first note (the YAML counts 1-128); None: leave it
     articulation: float = 1.0  # multiplies the emotion's articulation (never past the next onset); drums: 1
     bank: int | None = None    # bank selected (CC 0 + CC 32) before the program; None: leave it
+    pattern: str | None = None  # chords/bass: a pattern family for every emotion; None: each emotion's own
+    fills: bool = True          # drums: a fill in the last beat of each phrase
 
 
 @dataclass(frozen=True)
@@ -117,6 +136,7 @@ PART_DEFAULTS: dict[str, PartConfig] = {part.name: part for part in (
     PartConfig("chords", channel=1, enabled=True, octave=-1, velocity_scale=0.75, program=None),
     PartConfig("bass", channel=2, enabled=True, octave=-2, velocity_scale=0.9, program=None),
     PartConfig("drums", channel=9, enabled=False, octave=0, velocity_scale=0.85, program=None),
+    PartConfig("counter", channel=3, enabled=False, octave=-1, velocity_scale=0.7, program=None),
 )}
 
 

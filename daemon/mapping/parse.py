@@ -20,7 +20,7 @@ from typing import Any
 import yaml
 
 from ..errors import MappingError
-from ..theory import ROMAN_HELP, parse_note_name, parse_roman
+from ..theory import ROMAN_HELP, check_numeral, parse_note_name
 from .describe import plain_number
 from .keys import (TOP, Boolean, Choice, Entries, Integer, Key, Kind, ListOf, Named, Note, Number, Numeral,
                    OscTargets, Pair, Section, Table)
@@ -240,8 +240,8 @@ def _allowed_values(kind: Kind, beats: int) -> str:
             return NOTE_ALLOWED
         case Numeral():
             return ROMAN_HELP
-        case ListOf(item=item, most=most, what=what):
-            return f"a list of 1 to {most} {what}, each {_allowed_values(item, beats)}"
+        case ListOf(item=item, most=most, what=what, fewest=fewest):
+            return f"a list of {fewest} to {most} {what}, each {_allowed_values(item, beats)}"
     raise TypeError(f"no words for {kind!r}")  # a table's errors list its keys instead
 
 
@@ -434,14 +434,15 @@ class _Builder:
 
     def numeral(self, raw: Any, path: str, allowed: str) -> str:
         try:
-            parse_roman(raw if isinstance(raw, str) else "")
+            check_numeral(raw if isinstance(raw, str) else "")
         except ValueError:
             raise self.fail(path, f"not a roman numeral chord: {_show(raw)}", allowed) from None
         return raw
 
     def items(self, raw: Any, path: str, kind: ListOf, allowed: str) -> tuple[Any, ...]:
-        if not isinstance(raw, list) or not 1 <= len(raw) <= kind.most:
-            raise self.fail(path, f"expected a list of 1 to {kind.most} {kind.what}, got {_show(raw)}", allowed)
+        if not isinstance(raw, list) or not kind.fewest <= len(raw) <= kind.most:
+            raise self.fail(path, f"expected a list of {kind.fewest} to {kind.most} {kind.what}, got {_show(raw)}",
+                            allowed)
         return tuple(self.value(kind.item, item, f"{path}[{index}]", allowed) for index, item in enumerate(raw))
 
     def pair(self, raw: Any, path: str, kind: Pair, allowed: str) -> tuple[Any, Any]:

@@ -10,6 +10,11 @@ one tempo per beat), and the harmony (leading emotion, key, mode, progression) s
 next bar or only at the next phrase start (``change_at``). Numeric parameters (velocity,
 register, density, articulation, leap, rhythm) follow the emotion every bar either way. Given
 the seed and the sequence of states, the bars are always the same.
+
+The composer also counts phrases: each phrase's progression, patterns and variation come from
+the emotion's form (:func:`.form.plan_phrase`, a pure function of the seed and the phrase number),
+and the parts build their motifs from streams named after the section, so returns are heard as
+returns. A harmony change at a bar line replays the interrupted phrase in the new emotion.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from typing import Callable
 from ..labels import EMOTIONS
 from ..mapping import EmotionStyle, Humanize, Mapping, PartConfig
 from ..state import EmotionState
+from .form import plan_phrase
 from .parts import GENERATORS, SLOTS_PER_BEAT, bar_context
 from .params import Bar, MusicParams, NoteEvent
 
@@ -53,6 +59,16 @@ def params_for(state: EmotionState, mapping: Mapping) -> MusicParams:
         irregularity=blend(lambda style: 1.0 if style.rhythm == "irregular" else 0.0),
         articulation=blend(lambda style: style.articulation),
         leap=blend(lambda style: style.leap),
+        progressions=(lead.progression,) + lead.progressions,
+        form=lead.form,
+        cells=lead.cells,
+        accompaniment=lead.accompaniment,
+        bass_line=lead.bass_line,
+        reharmonise=lead.reharmonise,
+        extensions=blend(lambda style: style.extensions),
+        tension=blend(lambda style: style.tension),
+        dynamics=lead.dynamics,
+        swell=blend(lambda style: style.swell),
     )
 
 
@@ -82,7 +98,8 @@ class _Harmony:
     emotion: str
     mode: str
     tonic: int
-    progression: tuple[str, ...]
+    progressions: tuple[tuple[str, ...], ...]
+    form: str
 
 
 class Composer:
@@ -94,6 +111,8 @@ class Composer:
         self._index = 0
         self._harmony: _Harmony | None = None
         self._phrase_bar = 0                  # position of the next bar in the held progression
+        self._phrase = 0                      # number of the phrase the next bar belongs to
+        self._progression: tuple[str, ...] = ()  # the progression of that phrase (from its plan)
         self._tempo: float | None = None      # tempo of the last beat played
         self._glide: tuple[float, float] | None = None  # (from, to) of the glide under way
         self._glide_done = 0                  # beats of it played
@@ -120,17 +139,28 @@ class Composer:
         bar = Bar(self._index, params, events, beat_tempos, self._phrase_bar)
         self._index += 1
         self._phrase_bar = (self._phrase_bar + 1) % len(params.progression)
+        if self._phrase_bar == 0:
+            self._phrase += 1
         return bar
 
     def _hold_harmony(self, params: MusicParams, change_at: str) -> MusicParams:
-        """Switch to the params' harmony now (change_at bar) or only at a phrase start; play the held one."""
-        wanted = _Harmony(params.emotion, params.mode, params.tonic, params.progression)
+        """Switch to the params' harmony now (change_at bar) or only at a phrase start; play the held one.
+
+        A phrase takes its progression from its plan (:func:`.form.plan_phrase`) when it starts. A
+        change at a bar line starts the interrupted phrase again in the new harmony: the same section,
+        so its motif carries on, transformed into the new key, mode, register and rhythm.
+        """
+        wanted = _Harmony(params.emotion, params.mode, params.tonic, params.progressions, params.form)
         if wanted != self._harmony and (self._harmony is None or change_at == "bar" or self._phrase_bar == 0):
             self._harmony, self._phrase_bar = wanted, 0  # a new harmony starts its phrase from the top
         held = self._harmony
         assert held is not None
-        return dataclasses.replace(params, emotion=held.emotion, mode=held.mode, tonic=held.tonic,
-                                   progression=held.progression)
+        params = dataclasses.replace(params, emotion=held.emotion, mode=held.mode, tonic=held.tonic,
+                                     progressions=held.progressions, form=held.form, phrase=self._phrase,
+                                     progression=held.progressions[0])
+        if self._phrase_bar == 0:
+            self._progression = plan_phrase(params, self._seed, self._phrase).progression
+        return dataclasses.replace(params, progression=self._progression)
 
     def _glide_tempos(self, target: float, beats: int, glide_beats: int) -> tuple[float, ...]:
         """One tempo per beat, moving in equal steps from the current tempo to *target* over *glide_beats* beats."""
@@ -166,6 +196,7 @@ def compose_voices(params: MusicParams, voices: Mapping_[int, EmotionState], map
         own = params_for(state, mapping)
         voice = dataclasses.replace(own, tempo=params.tempo, mode=params.mode, tonic=params.tonic,
                                     emotion=params.emotion, progression=params.progression,
+                                    progressions=params.progressions, form=params.form, phrase=params.phrase,
                                     beats_per_bar=params.beats_per_bar)
         notes = compose_bar(voice, (parts[slot],), index, seed, phrase_bar, mapping.humanize, voice=f"face{slot + 1}")
         events += notes
@@ -183,10 +214,17 @@ def compose_bar(params: MusicParams, parts: tuple[PartConfig, ...], index: int, 
     *voice* names the events' part instead of the part's name, and seeds its own random stream
     (two face voices with the same emotion play different lines).
     """
-    context = bar_context(params, index if phrase_bar is None else phrase_bar)
+    plan = plan_phrase(params, seed, params.phrase)
+    material = f"{seed}:{voice}" if voice else str(seed)
+    context = bar_context(params, index if phrase_bar is None else phrase_bar, plan, material)
     events: list[NoteEvent] = []
     for part in parts:
         name = voice or part.name
+        if part.name in ("chords", "bass", "drums"):
+            context = dataclasses.replace(context, accompaniment=part.pattern if part.name == "chords" and part.pattern
+                                          else plan.accompaniment,
+                                          bass_line=part.pattern if part.name == "bass" and part.pattern
+                                          else plan.bass_line, fills=part.fills)
         rng = random.Random(f"{seed}:{index}:{name}")  # str seeds hash stably across runs
         register = (params.pitch_range[0] + 12 * part.octave, params.pitch_range[1] + 12 * part.octave)
         # a part's articulation factor stretches or shortens its notes, but never past the next onset

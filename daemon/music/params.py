@@ -22,6 +22,18 @@ class MusicParams:
     irregularity: float             # 0 all regular .. 1 all irregular rhythm
     articulation: float             # sounding length over the gap to the next note
     leap: float                     # chance of a melodic leap
+    # The lead emotion's form and textures (chosen, not blended: a blend of two patterns is neither).
+    progressions: tuple[tuple[str, ...], ...] = ()  # every phrase the form may play; () : progression alone
+    form: str = "AA'BA'"
+    cells: tuple[str, ...] = ("quarter", "eighths", "dotted")
+    accompaniment: tuple[str, ...] = ("block",)
+    bass_line: tuple[str, ...] = ("root",)
+    reharmonise: float = 0.0        # chance an inner chord of a repeated section is replaced
+    extensions: float = 0.0         # blended: chance of a consonant added tone
+    tension: float = 0.0            # blended: chance of a dissonant added tone
+    dynamics: str = "arch"
+    swell: float = 0.0              # blended: share of the velocity range the phrase shape spans
+    phrase: int = 0                 # which phrase of the music this bar belongs to (the composer counts them)
 
 
 @dataclass(frozen=True)

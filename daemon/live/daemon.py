@@ -40,7 +40,7 @@ from ..state import EmotionState
 from .conductor import Conductor
 from .control import ControlServer
 from .faults import Faults
-from .fanout import BarStarted, Fanout
+from .fanout import BarStarted, Fanout, TempoChanged
 from .perceive import PerceptionLoop, PerceptionSettings
 from .player import Player
 from .preview import PreviewFrame, render
@@ -86,7 +86,8 @@ class Daemon:
                                         parts.mapping, self.clock, self.music_state, self.current_bar, settings)
         self.player = Player(self.conductor, parts.port, self.music_state, on_bar=self._bar_started,
                              clock=self.clock, midi_clock=config.midi_clock, speed=config.speed,
-                             voices=lambda: self.perceiver.voices, start_conductor=False)
+                             voices=lambda: self.perceiver.voices, start_conductor=False,
+                             on_tempo=self._tempo_changed)
         self.preview = parts.preview
         self.faults = Faults.from_env()
         for loop in (self.player, self.conductor, self.fanout, self.perceiver):
@@ -106,6 +107,10 @@ class Daemon:
     def _bar_started(self, bar: Bar) -> None:
         """On the player's thread at each downbeat: hand the bar on, nothing more."""
         self.fanout.bar(BarStarted(bar, self.clock(), self.music_state()))
+
+    def _tempo_changed(self, tempo: float) -> None:
+        """On the player's thread at a glide's beat: hand the tempo on, nothing more."""
+        self.fanout.tempo(TempoChanged(tempo, self.clock()))
 
     # --- lifecycle -----------------------------------------------------------
     def run(self) -> int:

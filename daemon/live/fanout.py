@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ..log import LogLimiter
-from ..music.params import Bar
+from ..music.params import Bar, MusicParams
 from ..state import EmotionState
 from .faults import Faults
 
@@ -30,6 +30,14 @@ class Output(Protocol):
     def send_emotion(self, state: EmotionState) -> None: ...
     def send_music(self, tempo: float, mode: str, density: float, bar_start: bool) -> None: ...
     def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class TempoChanged:
+    """A beat inside a bar whose tempo differs from the beat before (a glide step)."""
+
+    tempo: float  # BPM of the beat that starts now, as written (before any speed-up)
+    time: float   # clock seconds of that beat
 
 
 @dataclass(frozen=True)
@@ -54,6 +62,7 @@ class Fanout:
         self._events: queue.Queue[tuple[str, tuple]] = queue.Queue(self.CAPACITY)
         self.dropped = 0  # events refused because the queue was full (reported from this thread)
         self._reported_drops = 0
+        self._music: MusicParams | None = None  # the bar playing: its mode and density go with a glide's tempos
         self.warn = LogLimiter(log, 5.0)
         self.faults = Faults()
 
@@ -79,6 +88,9 @@ class Fanout:
 
     def bar(self, started: BarStarted) -> None:
         self._post("bar", started)
+
+    def tempo(self, changed: TempoChanged) -> None:
+        self._post("tempo", changed)
 
     def status(self, stage: str, ok: bool, message: str) -> None:
         """A stage's health: failed, stalled, or well again (for the OSC /status message)."""
@@ -135,13 +147,26 @@ class Fanout:
         self.osc.send_source(ok, name)
 
     def _on_bar(self, started: BarStarted) -> None:
-        params, state = started.bar.params, started.state
+        bar, state = started.bar, started.state
+        params = bar.params
+        self._music = params
+        playing = bar.tempo_at(0)  # during a glide the bar's first beat, not the target it heads for
         if self.recorder is not None:
-            self.recorder.tempo(params.tempo * self.speed, started.time)
+            self.recorder.tempo(playing * self.speed, started.time)
         for output in self.outputs:
-            output.send_music(params.tempo, params.mode, params.density, bar_start=True)
-        log.info("bar %d: %s %.2f (v %+.2f a %+.2f) → %.0f BPM %s density %.2f", started.bar.index, state.label,
-                 state.confidence, state.valence, state.arousal, params.tempo, params.mode, params.density)
+            output.send_music(playing, params.mode, params.density, bar_start=True)
+        log.info("bar %d: %s %.2f (v %+.2f a %+.2f) → %.0f BPM (towards %.0f) %s density %.2f", bar.index,
+                 state.label, state.confidence, state.valence, state.arousal, playing, params.tempo, params.mode,
+                 params.density)
+
+    def _on_tempo(self, changed: TempoChanged) -> None:
+        """A glide step: every output hears the tempo now playing (OSC tempo presets and Link on change)."""
+        if self.recorder is not None:
+            self.recorder.tempo(changed.tempo * self.speed, changed.time)
+        if self._music is None:
+            return
+        for output in self.outputs:
+            output.send_music(changed.tempo, self._music.mode, self._music.density, bar_start=False)
 
     def _on_status(self, stage: str, ok: bool, message: str) -> None:
         self.osc.send_status(stage, ok, message)

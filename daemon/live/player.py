@@ -4,7 +4,8 @@ Each bar is composed ahead by the :class:`~emobridge.live.conductor.Conductor` (
 the bar line, with the emotion of that moment), so parameters change only at bar boundaries and no
 composing, logging or network I/O happens on this thread. Note-offs that reach past a bar stay
 queued and keep their deadlines. Optional MIDI clock (24 pulses per quarter note, Start/Stop/Song
-Position) rides on the same deadlines, so a DAW set to external sync follows the emotion's tempo.
+Position, and Song Position + Continue after a pause) rides on the same deadlines, so a DAW set to
+external sync follows the emotion's tempo beat by beat and keeps its place in the song.
 ``on_bar`` is told of every bar as it starts and must only hand it on (the daemon queues it for the
 outputs' thread). Whatever ends the loop, every sounding note is released.
 """
@@ -22,8 +23,8 @@ from typing import Callable
 from ..mapping import Mapping
 from ..music.composer import Composer
 from ..music.params import Bar
-from ..outputs.ports import (BANK_SELECT_LSB, BANK_SELECT_MSB, PULSES_PER_BEAT, SONG_POSITION, START, STOP, TIMING_CLOCK,
-                             MidiPort)
+from ..outputs.ports import (BANK_SELECT_LSB, BANK_SELECT_MSB, CONTINUE, PULSES_PER_BEAT, SONG_POSITION, START, STOP,
+                             TIMING_CLOCK, MidiPort)
 from ..state import EmotionState
 from .clock import SYSTEM_CLOCK, BeatClock, Clock
 from .conductor import ComposedBar, Conductor
@@ -34,6 +35,14 @@ CLOCK, OFF, ON = 0, 1, 2
 FIRST_BAR_WAIT = 5.0  # seconds the first bar may take to compose (a cold start loads the theory tables)
 LATE_BAR_WAIT = 0.005  # seconds a composed bar may be late at its downbeat before a silent bar keeps the time
 STALL_BEATS = 0.25  # lateness (in beats) that counts as a stall (a frozen VM, a closed lid): overdue events are dropped
+SIXTEENTHS_PER_BEAT = 4  # Song Position counts sixteenth notes
+SONG_POSITION_SPAN = 1 << 14  # sixteenths a Song Position can say (14 bits): 1,024 bars of 4/4, then it wraps
+
+
+def song_position(beat: float) -> list[int]:
+    """The Song Position message for a song position in beats (quarter notes), wrapped into its 14 bits."""
+    sixteenths = round(beat * SIXTEENTHS_PER_BEAT) % SONG_POSITION_SPAN
+    return [SONG_POSITION, sixteenths & 0x7F, sixteenths >> 7]
 
 
 def realtime_priority(priority: int = 10) -> bool:
@@ -60,18 +69,21 @@ class Scheduled:
 
 class Player:
     """conductor: a :class:`Conductor` (or a bare :class:`Composer`, which gets one); port: any MIDI port;
-    state/voices: what the music follows, read when the next bar is asked for."""
+    state/voices: what the music follows, read when the next bar is asked for; on_bar/on_tempo: told of every
+    bar as it starts and of every beat whose tempo differs from the beat before (a glide), to hand on only."""
 
     def __init__(self, conductor: Conductor | Composer, midi: MidiPort, state: Callable[[], EmotionState],
                  on_bar: Callable[[Bar], None] | None = None, clock: Clock = SYSTEM_CLOCK,
                  midi_clock: bool = False, speed: float = 1.0,
-                 voices: Callable[[], Mapping_[int, EmotionState]] | None = None, start_conductor: bool = True):
+                 voices: Callable[[], Mapping_[int, EmotionState]] | None = None, start_conductor: bool = True,
+                 on_tempo: Callable[[float], None] | None = None):
         self.start_conductor = start_conductor  # False: whoever made the conductor runs its thread (the daemon)
         self.conductor = conductor if isinstance(conductor, Conductor) else Conductor(conductor)
         self.voices = voices or dict  # slot → a face's own emotion (faces: each)
         self.midi = midi
         self.state = state
         self.on_bar = on_bar
+        self.on_tempo = on_tempo
         self.now = clock
         self.midi_clock = midi_clock
         self.speed = speed  # >1 plays faster than written (soak tests); the DAW-facing default is 1
@@ -90,6 +102,9 @@ class Player:
         self._programs: dict[int, tuple[int | None, int | None]] = {}  # channel → (bank, program) sent
         self._programs_for: Mapping | None = None  # the mapping whose programs were last sent
         self.channels_played: set[int] = set()  # released at pause and exit, even after a mapping change
+        self.song_offset = 0.0  # song position (beats) of the timeline's beat 0: where a resume continues from
+        self._resuming = False  # the next timeline continues the song (Song Position + Continue), not restarts it
+        self._bar_song_beat = 0.0  # song position (beats) of the bar being played
 
     def run(self, stop: threading.Event) -> None:
         """Play until *stop*; may be called again after a failure (a fresh timeline, the same conductor)."""
@@ -100,6 +115,7 @@ class Player:
             self._conductor_thread.start()
         self.queue.clear()
         self.clock = None
+        self.song_offset, self._resuming = 0.0, False  # a fresh run starts the song again
         try:
             self._loop(stop)
         finally:
@@ -131,13 +147,19 @@ class Player:
             if self.on_bar:
                 self.on_bar(bar)
             beats = bar.params.beats_per_bar
+            self._bar_song_beat = self.song_offset + bar_start
             for beat in range(beats):
                 if self.paused:
+                    # The song goes on from this bar's line if none of it played, else from the next one.
+                    self.song_offset = self._bar_song_beat + (beats if beat else 0)
                     bar_start = self._hold(stop)
                     self._ask_for_next_bar()
                     composed = self.conductor.take(FIRST_BAR_WAIT)
                     break
-                self._set_tempo(bar.tempo_at(beat), bar_start + beat)
+                tempo = bar.tempo_at(beat)
+                self._set_tempo(tempo, bar_start + beat)
+                if beat and self.on_tempo and tempo != bar.tempo_at(beat - 1):
+                    self.on_tempo(tempo)  # a glide: the DAW and Link hear the tempo of the beat now playing
                 self.last_beat = self.now()
                 if beat == beats - 1:
                     self._ask_for_next_bar()  # a beat ahead: composed while this beat plays
@@ -180,13 +202,16 @@ class Player:
             self.clock = BeatClock(tempo * self.speed, self.now)
             self.clock.anchor_beat = beat
             if self.midi_clock:
-                self._send([SONG_POSITION, 0, 0])  # a fresh timeline starts at the song's beginning
-                self._send([START])
+                # A fresh run starts the song at its beginning; a resume continues it where the pause left
+                # it (a synced DAW would jump back to bar 1 at every Start).
+                self._send(song_position(self.song_offset))
+                self._send([CONTINUE] if self._resuming else [START])
         else:
             self.clock.set_tempo(tempo * self.speed, at_beat=beat)
 
     def _hold(self, stop: threading.Event) -> float:
-        """Paused: silence, then wait for resume; the music restarts on a fresh bar and timeline."""
+        """Paused: silence, then wait for resume; the music goes on with a fresh bar on a fresh timeline whose
+        beat 0 is song position :attr:`song_offset` (the bar line after the last one played)."""
         self.queue.clear()
         self.conductor.discard()
         if self.midi_clock:
@@ -195,6 +220,7 @@ class Player:
         while self.paused and self.now.wait_until(self.now() + 0.02, stop):
             pass
         self.clock = None
+        self._resuming = True
         return 0.0
 
     def _queue_bar(self, bar: Bar, bar_start: float) -> None:

@@ -87,7 +87,7 @@ class Daemon:
         self.player = Player(self.conductor, parts.port, self.music_state, on_bar=self._bar_started,
                              clock=self.clock, midi_clock=config.midi_clock, speed=config.speed,
                              voices=lambda: self.perceiver.voices, start_conductor=False,
-                             on_tempo=self._tempo_changed)
+                             on_tempo=self._tempo_changed, master=parts.master)
         self.preview = parts.preview
         self.faults = Faults.from_env()
         for loop in (self.player, self.conductor, self.fanout, self.perceiver):
@@ -255,6 +255,8 @@ class Daemon:
         self._close_preview()
         self.perceiver.close()
         parts = self.parts
+        if parts.clock_in is not None:
+            parts.clock_in.close()
         parts.port.panic(set(range(16)) if self.signals.stops >= FORCE_AFTER_SIGNALS else None)
         parts.port.close()
         if parts.recorder is not None:
@@ -313,6 +315,9 @@ class Daemon:
     def _with_overrides(self, mapping: Mapping) -> Mapping:
         """The mapping as the command line amends it: ``--faces`` decides which faces count *and* whether
         they get voices, exactly as ``faces.follow`` in the file would."""
+        tempo = "lead" if self.parts.master is None else "follow"  # how the show started decides, not a reload
+        if mapping.tempo != tempo:
+            mapping = dataclasses.replace(mapping, tempo=tempo)
         if self.config.faces is None or self.config.faces == mapping.faces.follow:
             return mapping
         return dataclasses.replace(mapping, faces=dataclasses.replace(mapping.faces, follow=self.config.faces))

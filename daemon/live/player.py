@@ -12,6 +12,7 @@ outputs' thread). Whatever ends the loop, every sounding note is released.
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import math
 import os
@@ -26,7 +27,7 @@ from ..music.params import Bar
 from ..outputs.ports import (BANK_SELECT_LSB, BANK_SELECT_MSB, CONTINUE, PULSES_PER_BEAT, SONG_POSITION, START, STOP,
                              TIMING_CLOCK, MidiPort)
 from ..state import EmotionState
-from .clock import SYSTEM_CLOCK, BeatClock, Clock
+from .clock import SYSTEM_CLOCK, BeatClock, Clock, FollowedTimeline, MasterClock
 from .conductor import ComposedBar, Conductor
 from .faults import Faults
 
@@ -35,6 +36,8 @@ CLOCK, OFF, ON = 0, 1, 2
 FIRST_BAR_WAIT = 5.0  # seconds the first bar may take to compose (a cold start loads the theory tables)
 LATE_BAR_WAIT = 0.005  # seconds a composed bar may be late at its downbeat before a silent bar keeps the time
 STALL_BEATS = 0.25  # lateness (in beats) that counts as a stall (a frozen VM, a closed lid): overdue events are dropped
+FOLLOW_POLL = 0.002  # seconds between looks at a stopped leader: how late a Start can be noticed at most
+FOLLOW_TEMPO_STEP = 0.25  # BPM the leader's tempo must move before the outputs are told (the estimate wavers less)
 SIXTEENTHS_PER_BEAT = 4  # Song Position counts sixteenth notes
 SONG_POSITION_SPAN = 1 << 14  # sixteenths a Song Position can say (14 bits): 1,024 bars of 4/4, then it wraps
 
@@ -76,7 +79,7 @@ class Player:
                  on_bar: Callable[[Bar], None] | None = None, clock: Clock = SYSTEM_CLOCK,
                  midi_clock: bool = False, speed: float = 1.0,
                  voices: Callable[[], Mapping_[int, EmotionState]] | None = None, start_conductor: bool = True,
-                 on_tempo: Callable[[float], None] | None = None):
+                 on_tempo: Callable[[float], None] | None = None, master: MasterClock | None = None):
         self.start_conductor = start_conductor  # False: whoever made the conductor runs its thread (the daemon)
         self.conductor = conductor if isinstance(conductor, Conductor) else Conductor(conductor)
         self.voices = voices or dict  # slot → a face's own emotion (faces: each)
@@ -84,11 +87,13 @@ class Player:
         self.state = state
         self.on_bar = on_bar
         self.on_tempo = on_tempo
+        self.master = master  # tempo: follow: the leader's beat grid (its MIDI clock); None: emobridge leads
+        self._told_tempo: float | None = None  # the leader's tempo as the outputs were last told it
         self.now = clock
-        self.midi_clock = midi_clock
+        self.midi_clock = midi_clock and master is None  # a follower sends no clock of its own
         self.speed = speed  # >1 plays faster than written (soak tests); the DAW-facing default is 1
         self.queue: list[Scheduled] = []
-        self.clock: BeatClock | None = None
+        self.clock: BeatClock | FollowedTimeline | None = None
         self.current: Bar | None = None  # the bar being played (its params drive CCs and OSC)
         self.velocity_scale = 1.0  # master volume, applied as bars are queued
         self.paused = False  # takes effect at the next beat
@@ -134,12 +139,16 @@ class Player:
     def _loop(self, stop: threading.Event) -> None:
         bar_start = 0.0
         self._ask_for_next_bar()
-        composed = self.conductor.take(FIRST_BAR_WAIT)
+        composed = self.conductor.take(FIRST_BAR_WAIT)  # composed while the leader (if any) is awaited
+        if self.master is not None and not self._follow(stop):
+            return
         while not stop.is_set():
             if composed is None:  # the conductor missed the downbeat: keep the time with a silent bar
                 composed = self._silent_bar()
             self.faults.check("player")
             bar = composed.bar
+            if self.master is not None:
+                bar = self._at_leaders_tempo(bar)
             self._guarded(self.midi.refresh)  # note-offs a receiver that was away may have missed, again
             self._send_programs(composed.mapping)
             self.current = bar
@@ -149,16 +158,20 @@ class Player:
             beats = bar.params.beats_per_bar
             self._bar_song_beat = self.song_offset + bar_start
             for beat in range(beats):
-                if self.paused:
+                if self.paused or self._leader_moved():
                     # The song goes on from this bar's line if none of it played, else from the next one.
                     self.song_offset = self._bar_song_beat + (beats if beat else 0)
                     bar_start = self._hold(stop)
+                    if self.master is not None and not self._follow(stop):
+                        return
                     self._ask_for_next_bar()
                     composed = self.conductor.take(FIRST_BAR_WAIT)
                     break
                 tempo = bar.tempo_at(beat)
                 self._set_tempo(tempo, bar_start + beat)
-                if beat and self.on_tempo and tempo != bar.tempo_at(beat - 1):
+                if self.master is not None:
+                    self._tell_leaders_tempo()
+                elif beat and self.on_tempo and tempo != bar.tempo_at(beat - 1):
                     self.on_tempo(tempo)  # a glide: the DAW and Link hear the tempo of the beat now playing
                 self.last_beat = self.now()
                 if beat == beats - 1:
@@ -168,6 +181,42 @@ class Player:
             else:
                 bar_start += beats
                 composed = self.conductor.take(LATE_BAR_WAIT if self.now.realtime else FIRST_BAR_WAIT)
+
+    # --- tempo: follow ---------------------------------------------------------------------------
+    def _follow(self, stop: threading.Event) -> bool:
+        """Wait until the leader plays with a known grid (and no pause), then lay this timeline on its next bar
+        line: at once when it has just started from a bar line. False when stopped."""
+        master = self.master
+        assert master is not None
+        while self.paused or not (master.running and master.locked):
+            if not self.now.wait_until(self.now() + FOLLOW_POLL, stop):
+                return False
+        beats = self.conductor.mapping.beats_per_bar
+        # song beats are counted from the song's start (Song Position 0 is bar 1, beat 1): bars fall on multiples
+        first = math.ceil(master.beat_at(self.now()) / beats - 1e-6) * beats
+        self.clock = FollowedTimeline(master, first)
+        self._told_tempo = None
+        return True
+
+    def _leader_moved(self) -> bool:
+        """The leader stopped, jumped or went silent since this timeline was laid on it."""
+        return isinstance(self.clock, FollowedTimeline) and not self.clock.valid
+
+    def _at_leaders_tempo(self, bar: Bar) -> Bar:
+        """The bar as it will play: at the leader's tempo (what the outputs and the recording are told)."""
+        tempo = round(self.clock.tempo if self.clock is not None else bar.params.tempo, 2)
+        beats = bar.params.beats_per_bar
+        return dataclasses.replace(bar, params=dataclasses.replace(bar.params, tempo=tempo), beat_tempos=(tempo,) * beats)
+
+    def _tell_leaders_tempo(self) -> None:
+        tempo = self.clock.tempo if self.clock is not None else None
+        if tempo is None or self.on_tempo is None:
+            return
+        if self._told_tempo is None:
+            self._told_tempo = tempo  # the bar line just told it
+        elif abs(tempo - self._told_tempo) >= FOLLOW_TEMPO_STEP:
+            self._told_tempo = tempo
+            self.on_tempo(round(tempo, 2))
 
     def _silent_bar(self) -> ComposedBar:
         assert self.current is not None, "the first bar never came"
@@ -197,7 +246,7 @@ class Player:
                 self._guarded(self.midi.program_change, part.channel, part.program)
 
     def _set_tempo(self, tempo: float, beat: float) -> None:
-        """Tempo glides move beat by beat; each change re-anchors the clock at its beat."""
+        """Tempo glides move beat by beat; each change re-anchors the clock at its beat (a leader's: no change)."""
         if self.clock is None:
             self.clock = BeatClock(tempo * self.speed, self.now)
             self.clock.anchor_beat = beat
@@ -217,7 +266,7 @@ class Player:
         if self.midi_clock:
             self._send([STOP])
         self.midi.panic(self._channels())
-        while self.paused and self.now.wait_until(self.now() + 0.02, stop):
+        while self.paused and self.master is None and self.now.wait_until(self.now() + 0.02, stop):
             pass
         self.clock = None
         self._resuming = True
@@ -263,7 +312,8 @@ class Player:
             item = heapq.heappop(self.queue)
             if item.kind == OFF:
                 self._emit(item)  # a note struck before the stall ends now
-        self.clock.anchor_time, self.clock.anchor_beat = self.now(), float(next_beat)
+        if isinstance(self.clock, BeatClock):  # a leader's grid is its own: the dropped beats are simply gone
+            self.clock.anchor_time, self.clock.anchor_beat = self.now(), float(next_beat)
 
     def _emit(self, item: Scheduled) -> None:
         if item.kind == ON:

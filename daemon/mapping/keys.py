@@ -22,8 +22,8 @@ from typing import Any, Union
 from ..labels import EMOTIONS, FOLLOW_MODES, NO_FACE_POLICIES
 from ..perception.smoothing import SMOOTHING_LIMITS, SmoothingConfig
 from ..theory import MODES
-from .model import (BLENDS, CC_SOURCES, CHANGE_AT, CURVES, PART_DEFAULTS, PART_NAMES, RHYTHMS, ControlSpec,
-                    EmotionStyle, FacesConfig, Humanize, Mapping, PartConfig, Transition)
+from .model import (BLENDS, CC_SOURCES, CHANGE_AT, CURVES, PART_DEFAULTS, PART_NAMES, RHYTHMS, TEMPO_MODES,
+                    ControlSpec, EmotionStyle, FacesConfig, Humanize, Mapping, PartConfig, Transition)
 
 # --- kinds of value ---
 
@@ -275,6 +275,8 @@ TOP = Section(Mapping, (
         stored=False),
     Key("key", Note(), "the tonic, unless an emotion sets its own", attr="tonic"),
     Key("beats_per_bar", Integer(2, 12), "quarter notes per bar"),
+    Key("tempo", Choice(TEMPO_MODES), "lead: the arousal sets the BPM; follow: the DAW's clock (--clock-in) does, "
+        "and the arousal moves density, register and loudness instead"),
     Key("transition", Table(TRANSITION), "how the music moves from one emotion to the next"),
     Key("humanize", Table(HUMANIZE), "small random deviations from the grid, as a player makes"),
     Key("emotions", Named({name: EMOTION for name in EMOTIONS}, required=True), "what each emotion sounds like"),

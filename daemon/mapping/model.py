@@ -17,6 +17,7 @@ RHYTHMS: tuple[str, ...] = ("regular", "irregular")
 CHANGE_AT: tuple[str, ...] = ("bar", "phrase")
 BLENDS: tuple[str, ...] = ("probabilities", "argmax")
 CURVES: tuple[str, ...] = ("linear", "exponential", "step")
+TEMPO_MODES: tuple[str, ...] = ("lead", "follow")  # emobridge sets the tempo, or the DAW's clock does
 DEFAULT_SOURCE = "default"
 # Where each control source lives and its natural range (the default of a cc entry's "range").
 CC_SOURCES: dict[str, tuple[float, float]] = {
@@ -133,6 +134,7 @@ class Mapping:
     smoothing: SmoothingConfig = SmoothingConfig()  # how the face's emotion is steadied before the music
     osc: tuple[OscTargetSpec, ...] = ()  # OSC targets with their presets, besides any --osc
     faces: FacesConfig = FacesConfig()  # which faces count, and their voices
+    tempo: str = "lead"  # a name in TEMPO_MODES: lead (arousal sets the BPM) or follow (the DAW's clock does)
 
     def tonic_of(self, emotion: str) -> int:
         """The key an emotion plays in: its own ``key`` if it has one, else the mapping's."""

@@ -138,8 +138,10 @@ class OscSender:
     one UDP socket per address family serves every target of that family.
     """
 
-    def __init__(self, targets: Sequence[OscTargetSpec], prefix: str = "/emobridge", error_interval: float = 5.0):
+    def __init__(self, targets: Sequence[OscTargetSpec], prefix: str = "/emobridge", error_interval: float = 5.0,
+                 drive_tempo: bool = True):
         self.targets = list(targets)
+        self.drive_tempo = drive_tempo  # False (tempo: follow): the DAW's tempo presets are never set
         self.routes = [_Route.of(spec) for spec in self.targets]
         self.prefix = "/" + prefix.strip("/")
         self.table = OscTable()
@@ -196,7 +198,7 @@ class OscSender:
                         for name, data in datagrams:
                             if name in route.selected:
                                 self._sendto(route, data)
-                    elif tempo is not None:
+                    elif tempo is not None and self.drive_tempo:
                         self._send_tempo(route, route.tempo_address, tempo)
         except Exception as error:  # never let OSC stop the music
             self.warn("OSC: sending %s failed (%s); still trying", what, error)

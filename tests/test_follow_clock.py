@@ -123,3 +123,159 @@ def test_the_clock_input_turns_bytes_into_the_sinks_calls():
     for message in ([0xF8], [0xFA], [0xFB], [0xFC], [0xF2, 0x20, 0x01], [0x90, 60, 100], []):
         reader.handle(message, 2.0)
     assert calls == [("pulse", 2.0), ("start",), ("resume",), ("stop",), ("position", 0x20 | 1 << 7)]
+
+
+# --- the player on a leader's clock, in virtual time ---------------------------------------------
+
+FOLLOW = """
+tempo: follow
+humanize: {timing_ms: 0, velocity: 0}
+"""
+
+
+class Daw:
+    """A DAW's clock on an offline clock: the script's thread sends pulses at a tempo and its transport."""
+
+    def __init__(self, clock, master: MasterClock, stop):
+        self.clock, self.master, self.stop = clock, master, stop
+        self.pulse_times: list[float] = []  # every pulse, with the song pulse it was (None while stopped)
+        self.beats: dict[float, float] = {}  # song beat → its time, for the pulses sent while running
+        self.song_pulse: int | None = None
+
+    def run(self, bpm: float, pulses: int) -> None:
+        period = 60 / bpm / 24
+        for _ in range(pulses):
+            self.clock.wait_until(self.clock() + period, self.stop)
+            self.master.pulse(self.clock())
+            if self.song_pulse is not None:
+                if self.song_pulse % 24 == 0:
+                    self.beats[self.song_pulse / 24] = self.clock()
+                self.song_pulse += 1
+
+    def start(self) -> None:
+        self.master.start()
+        self.song_pulse = 0
+
+    def stop_(self) -> None:
+        self.master.stop()
+        self.stopped_at = self.song_pulse
+        self.song_pulse = None
+
+    def resume(self, sixteenths: int | None = None) -> None:
+        if sixteenths is not None:
+            self.master.song_position(sixteenths)
+            self.stopped_at = sixteenths * 6
+        self.master.resume()
+        self.song_pulse = self.stopped_at
+
+
+def follow_show(script):
+    import threading
+
+    from emobridge.live.clock import OfflineClock
+    from emobridge.live.player import Player
+    from emobridge.mapping import parse_mapping
+    from emobridge.music.composer import Composer
+    from emobridge.outputs.ports import FakePort
+    from emobridge.state import EmotionState
+
+    clock = OfflineClock()
+    master = MasterClock(clock)
+    port = FakePort(now=clock)
+    player = Player(Composer(parse_mapping(FOLLOW, "follow.yaml"), seed=2), port,
+                    lambda: EmotionState.fixed("happy"), clock=clock, master=master)
+    stop = threading.Event()
+    daw = Daw(clock, master, stop)
+    clock.enter()
+    clock.enter()
+    thread = threading.Thread(target=lambda: (player.run(stop), clock.leave()), daemon=True)
+    thread.start()
+    try:
+        script(daw)
+    finally:
+        stop.set()
+        clock.leave()
+        thread.join(timeout=10)
+    assert not thread.is_alive()
+    return daw, port
+
+
+def held_at(port, t: float) -> set[tuple[int, int]]:
+    """(channel, pitch) sounding at clock time *t*, read from the bytes."""
+    held: set[tuple[int, int]] = set()
+    for sent in port.snapshot():
+        if sent.time > t:
+            break
+        if sent.kind == 0x90 and sent.message[2] > 0:
+            held.add((sent.channel, sent.message[1]))
+        elif sent.kind in (0x80, 0x90):
+            held.discard((sent.channel, sent.message[1]))
+        elif sent.kind == 0xB0 and sent.message[1] == 123:
+            held = {key for key in held if key[0] != sent.channel}
+    return held
+
+
+def onsets(port, since=0.0, until=float("inf")):
+    return [s.time for s in port.snapshot() if s.kind == 0x90 and s.message[2] > 0 and since <= s.time < until]
+
+
+def test_start_plays_from_beat_0_stop_releases_at_the_next_beat_and_continue_comes_in_on_a_bar_line():
+    marks = {}
+
+    def script(daw):
+        daw.run(100.0, 48)  # clock while stopped: the tempo is known
+        daw.start()
+        daw.run(100.0, 24 * 6 + 12)  # six and a half beats: bar 2, beat 3 and a half
+        marks["stop"] = daw.clock()
+        daw.stop_()
+        daw.run(100.0, 48)
+        marks["resume"] = daw.clock()
+        daw.resume(sixteenths=4 * 5)  # Continue from beat 5 (bar 2, beat 2)
+        daw.run(100.0, 24 * 8)
+
+    daw, port = follow_show(script)
+    notes = onsets(port)
+    # Start: the first note is on the DAW's beat 0, to the microsecond (virtual time)
+    assert notes[0] == pytest.approx(daw.beats[0.0], abs=1e-6)
+    # Stop: nothing struck after the next beat, everything released by then
+    next_beat = marks["stop"] + 0.5 * 60 / 100
+    assert onsets(port, next_beat + 1e-6, marks["resume"]) == []
+    assert held_at(port, marks["stop"]), "the test should stop the DAW while notes sound"
+    assert held_at(port, next_beat + 1e-6) == set()
+    # Continue at beat 5: emobridge comes in at the next bar line (song beat 8), on the DAW's beat
+    after = onsets(port, marks["resume"])
+    assert after and after[0] == pytest.approx(daw.beats[8.0], abs=1e-6)
+    assert port.sounding() == set()
+
+
+def test_the_arousal_moves_density_register_and_loudness_when_the_tempo_is_the_daws():
+    from emobridge.mapping import parse_mapping
+    from emobridge.music.composer import params_for
+    from emobridge.state import EmotionState
+
+    lead, follow = parse_mapping("tempo: lead\n", "lead.yaml"), parse_mapping("tempo: follow\n", "follow.yaml")
+    calm, excited = (EmotionState.fixed("happy"), EmotionState.fixed("happy"))
+    import dataclasses
+
+    calm = dataclasses.replace(calm, arousal=-1.0)
+    excited = dataclasses.replace(excited, arousal=1.0)
+    assert params_for(calm, lead).notes_per_bar == params_for(excited, lead).notes_per_bar  # lead: the BPM moves
+    low, high = params_for(calm, follow), params_for(excited, follow)
+    assert high.notes_per_bar > low.notes_per_bar
+    assert high.pitch_range[0] > low.pitch_range[0] and high.velocity[0] > low.velocity[0]
+
+
+def test_follow_without_a_clock_or_with_a_clock_of_our_own_is_a_one_line_error():
+    from emobridge.errors import UserError
+    from emobridge.live.wiring import RunConfig, follow_source
+    from emobridge.mapping import parse_mapping
+
+    follow, lead = parse_mapping("tempo: follow\n", "f.yaml"), parse_mapping("tempo: lead\n", "l.yaml")
+    assert follow_source(RunConfig(), lead) is None
+    assert follow_source(RunConfig(clock_in="Live"), lead) == "midi"  # --clock-in alone follows
+    with pytest.raises(UserError, match="add --clock-in PORT"):
+        follow_source(RunConfig(), follow)
+    with pytest.raises(UserError, match="add --clock-in PORT"):
+        follow_source(RunConfig(follow="midi"), lead)
+    with pytest.raises(UserError, match="--midi-clock sends emobridge's own clock"):
+        follow_source(RunConfig(clock_in="Live", midi_clock=True), lead)

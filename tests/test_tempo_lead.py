@@ -125,3 +125,31 @@ def test_every_glide_step_reaches_osc_abletonosc_and_reaper_at_a_real_udp_server
     finally:
         for listener in (table, ableton, reaper):
             listener.close()
+
+
+def test_a_forced_emotion_is_on_osc_and_marked_in_the_recordings_log(tmp_path):
+    import json
+
+    from emobridge.outputs.record import Recorder
+
+    listener = OscListener()
+    recorder = Recorder(tmp_path)
+    try:
+        osc = OscSender([OscTargetSpec("127.0.0.1", listener.port)])
+        fanout = Fanout(osc, recorder=recorder)
+        face = EmotionState.fixed("happy", recorder.start + 1.0)
+        fanout.emotion(face)
+        fanout.forced("sad")
+        fanout.emotion(EmotionState.fixed("happy", recorder.start + 2.0))
+        fanout.forced(None)
+        fanout.emotion(EmotionState.fixed("happy", recorder.start + 3.0))
+        fanout.drain()
+        assert listener.wait_for("/emobridge/forced") and time.sleep(0.2) is None
+        assert listener.received("/emobridge/forced") == [("sad",), ("",)]
+        osc.close()
+    finally:
+        listener.close()
+        recorder.close()
+    lines = [json.loads(line) for line in recorder.jsonl_path.read_text().splitlines()]
+    assert [line.get("forced") for line in lines] == [None, "sad", None]
+    assert [line["label"] for line in lines] == ["happy"] * 3  # the face's own reading stays what it was

@@ -343,6 +343,7 @@ class Daemon:
         if name is not None and name not in EMOTIONS:
             raise ValueError(f"unknown emotion {name!r}")
         self.forced = None if name is None else EmotionState.fixed(name, self.clock())
+        self.fanout.forced(name)  # OSC says what the music plays, and the recording's log marks it
 
     def set_mapping(self, name_or_path: str) -> None:
         self.requests.put(name_or_path)

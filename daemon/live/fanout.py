@@ -62,6 +62,7 @@ class Fanout:
         self._events: queue.Queue[tuple[str, tuple]] = queue.Queue(self.CAPACITY)
         self.dropped = 0  # events refused because the queue was full (reported from this thread)
         self._reported_drops = 0
+        self._forced: str | None = None  # the emotion forced on the music now, for the recording's log
         self._music: MusicParams | None = None  # the bar playing: its mode and density go with a glide's tempos
         self.warn = LogLimiter(log, 5.0)
         self.faults = Faults()
@@ -82,6 +83,10 @@ class Fanout:
 
     def faces(self, faces: Sequence[Any]) -> None:
         self._post("faces", faces)
+
+    def forced(self, emotion: str | None) -> None:
+        """The control surface forced *emotion* on the music (None: the face leads again)."""
+        self._post("forced", emotion)
 
     def source(self, ok: bool, name: str) -> None:
         self._post("source", ok, name)
@@ -138,7 +143,13 @@ class Fanout:
         for output in self.outputs:
             output.send_emotion(state)
         if self.recorder is not None:
-            self.recorder.emotion(state)
+            self.recorder.emotion(state, self._forced)
+
+    def _on_forced(self, emotion: str | None) -> None:
+        self._forced = emotion
+        send = getattr(self.osc, "send_forced", None)  # the OSC sender has it; a test's stand-in may not
+        if send is not None:
+            send(emotion)
 
     def _on_faces(self, faces: Sequence[Any]) -> None:
         self.osc.send_faces(faces)

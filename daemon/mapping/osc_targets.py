@@ -47,7 +47,7 @@ from typing import Any, TypeVar
 from ..errors import MappingError, OscTargetError
 
 EMOBRIDGE_MESSAGES: tuple[str, ...] = ("emotion", "probs", "valence", "arousal", "face", "tempo", "mode", "density",
-                                       "faces", "voice", "source", "status")
+                                       "faces", "voice", "source", "status", "forced")
 DEFAULT_HOST = "127.0.0.1"
 
 

@@ -17,6 +17,8 @@ preset; the other presets get only the tempo at their own address (``mapping/osc
                                           faces: each: every processed frame, per face voice (n from 1)
     /status    s stage, i 1|0, s text     when a stage (perception, player, ...) fails or stalls (0),
                                           and when it is well again (1)
+    /forced    s emotion | ""             when the control surface forces an emotion on the music, and
+                                          "" when it is released (the face leads again)
 
 Two layers, like python-osc's codec and client: :class:`OscTable` decides what to send when
 (pure, no sockets), :class:`OscSender` sends it to each target that wants it.
@@ -24,6 +26,7 @@ Two layers, like python-osc's codec and client: :class:`OscTable` decides what t
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import socket
 import threading
@@ -97,6 +100,10 @@ class OscTable:
         """A stage's health, on change (the daemon's watchdog calls this only then)."""
         return [("status", (stage, 1 if ok else 0, text))]
 
+    def forced(self, emotion: str | None) -> list[Message]:
+        """The emotion the music is forced to play, or "" once the face leads again."""
+        return [("forced", (emotion or "",))]
+
     def faces(self, faces: Sequence[FaceResult]) -> list[Message]:
         """The number of faces followed (on change) and, with ``faces: each``, every face voice's emotion."""
         messages: list[Message] = []
@@ -131,6 +138,25 @@ class _Route:
         return cls(spec, family, sockaddr, frozenset(spec.selected), PRESETS[spec.preset].tempo_address)
 
 
+def _unique_routes(routes: list[_Route]) -> list[_Route]:
+    """One route per address and preset: a target given twice (``--osc`` and the mapping's ``osc:``, or twice in
+    one list) gets every message once, the messages of both entries, with a warning naming it."""
+    unique: dict[tuple, _Route] = {}
+    for route in routes:
+        key = (route.family, route.sockaddr, route.spec.preset)
+        first = unique.get(key)
+        if first is None:
+            unique[key] = route
+            continue
+        log.warning("OSC target %s is given twice (on the command line and in the mapping, or twice in one of "
+                    "them): it gets each message once", route.spec.describe())
+        merged = first.selected | route.selected
+        spec = dataclasses.replace(first.spec, messages=None if merged == frozenset(PRESETS[first.spec.preset].messages)
+                                   else merged)
+        unique[key] = dataclasses.replace(first, spec=spec, selected=merged)
+    return list(unique.values())
+
+
 class OscSender:
     """Sends each target what its preset and its ``messages`` allow; send errors are logged, never raised.
 
@@ -140,9 +166,9 @@ class OscSender:
 
     def __init__(self, targets: Sequence[OscTargetSpec], prefix: str = "/emobridge", error_interval: float = 5.0,
                  drive_tempo: bool = True):
-        self.targets = list(targets)
         self.drive_tempo = drive_tempo  # False (tempo: follow): the DAW's tempo presets are never set
-        self.routes = [_Route.of(spec) for spec in self.targets]
+        self.routes = _unique_routes([_Route.of(spec) for spec in targets])
+        self.targets = [route.spec for route in self.routes]
         self.prefix = "/" + prefix.strip("/")
         self.table = OscTable()
         self.sockets = {family: self._open(family) for family in {route.family for route in self.routes}}
@@ -174,6 +200,10 @@ class OscSender:
     def send_faces(self, faces: Sequence[FaceResult]) -> None:
         """The face count and the face voices' emotions."""
         self._send("the faces", lambda: self.table.faces(faces))
+
+    def send_forced(self, emotion: str | None) -> None:
+        """An emotion forced on the music (None: released)."""
+        self._send("the forced emotion", lambda: self.table.forced(emotion))
 
     def send_status(self, stage: str, ok: bool, text: str) -> None:
         """A stage failed or stalled, or is well again."""

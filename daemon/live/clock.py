@@ -196,7 +196,7 @@ class MasterClock:
         self._fit = fit
         self._serial = -1              # pulses seen so far, minus one: the serial of the newest pulse
         # (serial of the newest pulse, its fitted time, fitted seconds per pulse): None until locked
-        self._grid: tuple[int, float, float] | None = None
+        self._grid: tuple[float, float, float] | None = None
         self._zero = 0                 # serial of the pulse at song position 0 of the current run
         self._position = 0             # pulses: where Continue goes on from (Song Position sets it)
         self.running = False
@@ -233,6 +233,25 @@ class MasterClock:
         with self._lock:
             self.running = False
             self.generation += 1
+
+    def place(self, t: float, beat: float, seconds_per_beat: float) -> None:
+        """A leader that says its beat outright (an Ableton Link session): song *beat* falls at clock time *t*,
+        and beats last *seconds_per_beat* from there on. Pulses and Song Positions play no part then."""
+        with self._lock:
+            self._zero = 0
+            self._grid = (beat * PULSES_PER_BEAT, t, seconds_per_beat / PULSES_PER_BEAT)
+
+    def jumped(self) -> None:
+        """The leader's beat moved at once (a peer joined another session, a beat was forced): lay anew."""
+        with self._lock:
+            self.generation += 1
+
+    def set_running(self, running: bool) -> None:
+        """A leader's transport that is a state, not a message (Link's start/stop sync)."""
+        with self._lock:
+            if running != self.running:
+                self.running = running
+                self.generation += 1
 
     def song_position(self, sixteenths: int) -> None:
         """Song Position (F2): where the next Continue goes on from (a jump, if it comes while running)."""

@@ -100,7 +100,7 @@ def build_parts(config: RunConfig) -> Parts:
     reopen = source_opener(config)
     source = reopen()
     preview = _open_preview() if config.preview else None  # before the port: no display fails the start
-    master, clock_in = _open_clock_in(config) if follow else (None, None)
+    master, clock_in = _open_leader(config, follow, mapping.beats_per_bar) if follow else (None, None)
     try:
         port, recorder = _open_port(config)
     except Exception:
@@ -115,7 +115,7 @@ def build_parts(config: RunConfig) -> Parts:
                  master=master, clock_in=clock_in)
 
 
-FOLLOW_SOURCES = ("midi",)  # where tempo: follow takes the DAW's clock from
+FOLLOW_SOURCES = ("midi", "link", "link-transport")  # where tempo: follow takes the leader's beat from
 
 
 def follow_source(config: RunConfig, mapping: Mapping) -> str | None:
@@ -125,9 +125,14 @@ def follow_source(config: RunConfig, mapping: Mapping) -> str | None:
         return None
     if follow not in FOLLOW_SOURCES:
         raise UserError(f"--follow {follow!r}: the sources are {', '.join(FOLLOW_SOURCES)}")
-    if not config.clock_in:
-        raise UserError("tempo: follow needs the DAW's MIDI clock: add --clock-in PORT (a MIDI output of the DAW "
-                        "that sends clock; 'emobridge ports' lists them)")
+    if follow != "midi":
+        if config.link:
+            raise UserError(f"--link leads the Link session's tempo, but --follow {follow} follows it: use one of them")
+        if config.clock_in:
+            raise UserError(f"--clock-in reads a MIDI clock, but --follow {follow} follows Link: use one of them")
+    elif not config.clock_in:
+        raise UserError("tempo: follow needs the leader's beat: add --clock-in PORT (a MIDI output of the DAW that "
+                        "sends clock; 'emobridge ports' lists them) or --follow link (an Ableton Link session)")
     if config.midi_clock:
         raise UserError("--midi-clock sends emobridge's own clock, but tempo: follow plays to the DAW's: use one of them")
     return follow
@@ -167,13 +172,17 @@ def _open_port(config: RunConfig) -> tuple[MidiPort, Any]:
     return Tee(midi, recorder), recorder
 
 
-def _open_clock_in(config: RunConfig) -> tuple[MasterClock, Any]:
-    from ..outputs.clock_in import MidiClockIn
-
+def _open_leader(config: RunConfig, follow: str, beats_per_bar: int) -> tuple[MasterClock, Any]:
+    """The grid the player follows and what feeds it (closed at the end): a MIDI clock input or a Link peer."""
     master = MasterClock()
-    assert config.clock_in is not None
-    backend = "auto" if config.midi_backend == "auto" else config.midi_backend
-    return master, MidiClockIn(config.clock_in, master, backend)
+    if follow == "midi":
+        from ..outputs.clock_in import MidiClockIn
+
+        assert config.clock_in is not None
+        return master, MidiClockIn(config.clock_in, master, config.midi_backend)
+    from ..outputs.link import LinkFollower
+
+    return master, LinkFollower(master, beats_per_bar, transport=follow == "link-transport")
 
 
 def _open_link() -> Any:

@@ -90,7 +90,7 @@ def offline_show(frames: list[np.ndarray], fps: float = 10.0, mapping: str | Non
     loaded = load_mapping(mapping)
     logs: list[OscLog] = []
 
-    def make_osc(targets) -> OscLog:
+    def make_osc(targets, daw=None) -> OscLog:
         logs.append(OscLog(clock))
         return logs[-1]
 

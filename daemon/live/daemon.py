@@ -325,8 +325,9 @@ class Daemon:
     def _apply_mapping(self, mapping: Mapping) -> None:
         """Hand *mapping* to each owner: the conductor (next bar), perception (next frame), the outputs."""
         mapping = self._with_overrides(mapping)
-        if mapping.osc != self.mapping.osc:
-            self.fanout.replace_osc(self.parts.make_osc(list(self.parts.cli_targets) + list(mapping.osc)))
+        if mapping.osc != self.mapping.osc or mapping.daw != self.mapping.daw:
+            targets = list(self.parts.cli_targets) + list(mapping.osc)
+            self.fanout.replace_osc(self.parts.make_osc(targets, daw=mapping.daw))
         self.mapping = mapping
         self.conductor.request_mapping(mapping)
         self.perceiver.request_mapping(mapping)

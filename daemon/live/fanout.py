@@ -62,7 +62,8 @@ class Fanout:
         self._events: queue.Queue[tuple[str, tuple]] = queue.Queue(self.CAPACITY)
         self.dropped = 0  # events refused because the queue was full (reported from this thread)
         self._reported_drops = 0
-        self._forced: str | None = None  # the emotion forced on the music now, for the recording's log
+        self._forced: str | None = None
+        self._transport = False  # the DAW's transport was started (daw.transport): stopped at the end  # the emotion forced on the music now, for the recording's log
         self._music: MusicParams | None = None  # the bar playing: its mode and density go with a glide's tempos
         self.warn = LogLimiter(log, 5.0)
         self.faults = Faults()
@@ -166,9 +167,20 @@ class Fanout:
             self.recorder.tempo(playing * self.speed, started.time)
         for output in self.outputs:
             output.send_music(playing, params.mode, params.density, bar_start=True)
+        self._drive_daw(started)
         log.info("bar %d: %s %.2f (v %+.2f a %+.2f) → %.0f BPM (towards %.0f) %s density %.2f", bar.index,
                  state.label, state.confidence, state.valence, state.arousal, playing, params.tempo, params.mode,
                  params.density)
+
+    def _drive_daw(self, started: BarStarted) -> None:
+        """The mapping's daw: at a bar line (the OSC sender has it; a test's stand-in may not)."""
+        bar = started.bar
+        if not self._transport and hasattr(self.osc, "send_daw_transport"):
+            self._transport = True
+            self.osc.send_daw_transport(True)
+        send = getattr(self.osc, "send_daw_bar", None)
+        if send is not None:
+            send(started.state, bar.params.tonic, bar.params.mode, bar.params.emotion, bar.phrase_bar)
 
     def _on_tempo(self, changed: TempoChanged) -> None:
         """A glide step: every output hears the tempo now playing (OSC tempo presets and Link on change)."""
@@ -182,12 +194,18 @@ class Fanout:
     def _on_status(self, stage: str, ok: bool, message: str) -> None:
         self.osc.send_status(stage, ok, message)
 
+    def _on_transport(self) -> None:
+        self._transport = False
+        self.osc.send_daw_transport(False)
+
     def _on_replace_osc(self, sender: Any) -> None:
         old, self.osc = self.osc, sender
         old.close()
 
     def close(self) -> None:
-        """Close every output (after the thread has ended)."""
+        """Stop the DAW's transport if the show started it, then close every output (after the thread has ended)."""
+        if self._transport:
+            self._serve("transport", ())
         for output in self.outputs:
             try:
                 output.close()

@@ -109,7 +109,7 @@ def build_parts(config: RunConfig) -> Parts:
         raise
     extras = [_open_link()] if config.link else []
     return Parts(mapping=mapping, perception=perception, source=source, open_source=reopen, port=port,
-                 osc=make_osc(cli_targets + list(mapping.osc)), cli_targets=cli_targets, extras=extras,
+                 osc=make_osc(cli_targets + list(mapping.osc), daw=mapping.daw), cli_targets=cli_targets, extras=extras,
                  recorder=recorder, watcher=MappingWatcher(config.mapping), preview=preview,
                  control_address=control_address, control_allow=control_allow, make_osc=make_osc,
                  master=master, clock_in=clock_in)

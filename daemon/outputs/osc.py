@@ -38,8 +38,10 @@ from pythonosc.osc_message_builder import OscMessageBuilder
 
 from ..errors import OscTargetError
 from ..log import LogLimiter
+from ..mapping.model import DawConfig
 from ..mapping.osc_targets import PRESETS, OscTargetSpec, resolve_address
 from ..state import EmotionState
+from .daw import DawAction, DawTable, spell
 
 if TYPE_CHECKING:
     from ..perception.chain import FaceResult
@@ -165,12 +167,13 @@ class OscSender:
     """
 
     def __init__(self, targets: Sequence[OscTargetSpec], prefix: str = "/emobridge", error_interval: float = 5.0,
-                 drive_tempo: bool = True):
+                 drive_tempo: bool = True, daw: DawConfig = DawConfig()):
         self.drive_tempo = drive_tempo  # False (tempo: follow): the DAW's tempo presets are never set
         self.routes = _unique_routes([_Route.of(spec) for spec in targets])
         self.targets = [route.spec for route in self.routes]
         self.prefix = "/" + prefix.strip("/")
         self.table = OscTable()
+        self.daw = DawTable(daw)  # what the abletonosc and reaper targets are asked beyond tempo
         self.sockets = {family: self._open(family) for family in {route.family for route in self.routes}}
         self.lock = threading.Lock()  # the perception and the player threads both send
         self.warn = LogLimiter(log, error_interval)  # a failing target would otherwise log at frame rate
@@ -186,8 +189,20 @@ class OscSender:
         return ", ".join(spec.describe() for spec in self.targets) or "none"
 
     def send_emotion(self, state: EmotionState) -> None:
-        """One processed frame's emotion stream."""
+        """One processed frame's emotion stream (and the DAW parameters that follow it)."""
         self._send("the emotion", lambda: self.table.emotion(state))
+        if self.daw.config.params:
+            self._send_daw("the DAW parameters", lambda: self.daw.frame(state, float(state.time)))
+
+    def send_daw_bar(self, state: EmotionState, tonic: int, mode: str, emotion: str, phrase_bar: int) -> None:
+        """A bar line: the DAW's key, markers and emotion-matched launching (daw: in the mapping)."""
+        if self.daw.config.active:
+            self._send_daw("the DAW's bar", lambda: self.daw.bar(state, tonic, mode, emotion, phrase_bar))
+
+    def send_daw_transport(self, playing: bool) -> None:
+        """Start the DAW's transport with the show, stop it at the end (daw.transport; never while following)."""
+        if self.drive_tempo:
+            self._send_daw("the DAW's transport", self.daw.start if playing else self.daw.stop)
 
     def send_music(self, tempo: float, mode: str, density: float, bar_start: bool) -> None:
         """Tempo (BPM), mode and density: the table at changes and bar starts, tempo presets on change only."""
@@ -230,6 +245,22 @@ class OscSender:
                                 self._sendto(route, data)
                     elif tempo is not None and self.drive_tempo:
                         self._send_tempo(route, route.tempo_address, tempo)
+        except Exception as error:  # never let OSC stop the music
+            self.warn("OSC: sending %s failed (%s); still trying", what, error)
+
+    def _send_daw(self, what: str, decide: Callable[[], list[DawAction]]) -> None:
+        """The DAW's actions, spelt for each abletonosc and reaper target that takes them."""
+        try:
+            with self.lock:
+                if self.closed:
+                    return
+                actions = decide()
+                for route in self.routes:
+                    if "daw" not in route.selected:
+                        continue
+                    for action in actions:
+                        for address, args in spell(action, route.spec.preset):
+                            self._sendto(route, encode(address, *args))
         except Exception as error:  # never let OSC stop the music
             self.warn("OSC: sending %s failed (%s); still trying", what, error)
 

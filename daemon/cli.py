@@ -28,7 +28,9 @@ log = logging.getLogger("emobridge")
 def add_output_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mapping", help="YAML mapping file or preset name (default, ambient, driving, …); hot-reloaded when saved")
     p.add_argument("--model", help="ONNX emotion model (default: the bundled model)")
-    p.add_argument("--midi-backend", default="auto", help="alsa, jack, coremidi or winmm (default: auto)")
+    p.add_argument("--midi-backend", default="auto",
+                   help="alsa, jack, coremidi or winmm (default: auto); jack-native: a JACK port that places every "
+                        "message at its exact frame (pip install 'emobridge[jack]')")
     p.add_argument("--midi-port", default="emobridge", help="name of the virtual MIDI port to create (default: %(default)s)")
     p.add_argument("--midi-connect", metavar="NAME", help="open this existing MIDI output port instead (e.g. loopMIDI on Windows)")
     p.add_argument("--osc", action="append", default=[], metavar="HOST:PORT[=PRESET]",

@@ -295,8 +295,15 @@ class Player:
                 return False
             if self._stalled(due):
                 continue  # the wait itself ended a stall late: recover before sending anything
+            self._stamp(self.clock.time_of(due))  # a frame-exact port places it at its deadline, not at the wake-up
             self._emit(heapq.heappop(self.queue))
+            self._stamp(None)  # what else this thread sends (a panic) goes out now
         return self.clock.wait_for_beat(beat, stop)
+
+    def _stamp(self, deadline: float | None) -> None:
+        stamp = getattr(self.midi, "at", None)
+        if stamp is not None and self.now.realtime:  # offline, clock seconds are not the port's
+            stamp(deadline)
 
     def _stalled(self, beat: float) -> bool:
         assert self.clock is not None

@@ -156,9 +156,14 @@ def _open_preview() -> Any:
 
 
 def _open_port(config: RunConfig) -> tuple[MidiPort, Any]:
-    from ..outputs.midi import MidiOut
+    if config.midi_backend == "jack-native":
+        from ..outputs.jack_out import JackMidiOut
 
-    midi = MidiOut(config.midi_port, config.midi_backend, config.midi_connect)
+        midi: MidiPort = JackMidiOut(config.midi_port, config.midi_connect)
+    else:
+        from ..outputs.midi import MidiOut
+
+        midi = MidiOut(config.midi_port, config.midi_backend, config.midi_connect)
     if not config.record:
         return midi, None
     from ..outputs.ports import Tee

@@ -139,3 +139,22 @@ def test_a_leaders_glide_reaches_the_other_peer_beat_by_beat():
     finally:
         leader.close()
         session.close()
+
+
+def test_a_leader_puts_the_sessions_bar_phase_on_its_own_downbeats():
+    from emobridge.outputs.link import LinkTempo
+
+    session = SessionPeer(100.0)
+    leader = LinkTempo(100.0)
+    try:
+        assert wait_for(lambda: leader.peers >= 1, JOIN_TIMEOUT), "the peers never found each other"
+        time.sleep(0.2)
+        downbeat = time.monotonic() - 0.2  # emobridge's bar began 0.2 s ago (a third of a beat at 100 BPM)
+        leader.send_bar_line(downbeat, 4, 0.6)
+        bars = session.bar_times(bars=3)  # the session's next bar lines, as its own peer sees them
+        offsets = [((bar - downbeat) / 0.6) % 4 for bar in bars]
+        errors_ms = [min(o, 4 - o) * 600 for o in offsets]  # beats off a multiple of the bar, in ms
+        assert max(errors_ms) < 2.0, errors_ms
+    finally:
+        leader.close()
+        session.close()

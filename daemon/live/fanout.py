@@ -167,6 +167,9 @@ class Fanout:
             self.recorder.tempo(playing * self.speed, started.time)
         for output in self.outputs:
             output.send_music(playing, params.mode, params.density, bar_start=True)
+            align = getattr(output, "send_bar_line", None)  # a Link leader keeps the session's bars on ours
+            if align is not None:
+                align(started.time, params.beats_per_bar, 60.0 / (playing * self.speed))
         self._drive_daw(started)
         log.info("bar %d: %s %.2f (v %+.2f a %+.2f) → %.0f BPM (towards %.0f) %s density %.2f", bar.index,
                  state.label, state.confidence, state.valence, state.arousal, playing, params.tempo, params.mode,

@@ -3,6 +3,9 @@
 :class:`LinkTempo` leads (``--link``): the tempo emobridge plays becomes the session's, beat by beat
 through a glide (Link keeps the beat, and so the bar phase, continuous at every change), so Ableton
 Live, Bitwig, Reason, Traktor, phone apps and anything else with Link on the same network follow it.
+At each of emobridge's bar lines the session's bar phase (quantum = beats per bar) is checked, and
+moved onto emobridge's downbeat when it is off by more than :data:`PHASE_TOLERANCE`: the other
+peers' bars start with emobridge's.
 
 :class:`LinkFollower` follows (``--follow link``, ``tempo: follow``): it joins the session as a peer
 and tells the player's grid (:class:`~emobridge.live.clock.MasterClock`) which session beat falls
@@ -35,6 +38,7 @@ log = logging.getLogger(__name__)
 
 TEMPO_RANGE = (20.0, 999.0)  # what Link accepts
 TEMPO_RESOLUTION = 0.01
+PHASE_TOLERANCE = 0.001  # seconds the session's bar phase may be off emobridge's downbeat before it is moved
 
 
 def link_available() -> bool:
@@ -111,6 +115,19 @@ class LinkTempo:
                 self.set_tempo(tempo)
         except Exception as error:  # never let Link stop the music
             self.warn("Ableton Link: setting the tempo failed (%s); still trying", error)
+
+    def send_bar_line(self, downbeat: float, beats_per_bar: int, seconds_per_beat: float) -> None:
+        """emobridge's bar began at *downbeat* (time.monotonic seconds): keep the session's bar phase on it."""
+        def align() -> None:
+            self.link.quantum = beats_per_bar
+            elapsed = (time.monotonic() - downbeat) / seconds_per_beat  # beats of this bar played by now
+            error = (float(self.link.phase) - elapsed + beats_per_bar / 2) % beats_per_bar - beats_per_bar / 2
+            if abs(error) * seconds_per_beat > PHASE_TOLERANCE:
+                self.link.force_beat(float(self.link.beat) - error)
+        try:
+            self._call(align)
+        except Exception as error:  # never let Link stop the music
+            self.warn("Ableton Link: aligning the bar phase failed (%s); still trying", error)
 
     def close(self) -> None:
         if not self.loop.is_running():

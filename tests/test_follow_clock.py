@@ -279,3 +279,51 @@ def test_follow_without_a_clock_or_with_a_clock_of_our_own_is_a_one_line_error()
         follow_source(RunConfig(follow="midi"), lead)
     with pytest.raises(UserError, match="--midi-clock sends emobridge's own clock"):
         follow_source(RunConfig(clock_in="Live", midi_clock=True), lead)
+
+
+def test_the_whole_daemon_follows_a_daws_clock_and_waits_for_it_without_a_stall_report(tmp_path):
+    from show import offline_show, play
+    from test_show import happy_frames
+
+    from emobridge.live.clock import OfflineClock
+
+    clock = OfflineClock()
+    master = MasterClock(clock)
+    mapping = tmp_path / "follow.yaml"
+    mapping.write_text("tempo: follow\nhumanize: {timing_ms: 0, velocity: 0}\n")
+    show = offline_show(happy_frames(), clock=clock, master=master, mapping=str(mapping))
+    daw = Daw(clock, master, show.daemon.stop)
+
+    def script():
+        daw.run(100.0, 24 * 10)  # the DAW stays stopped for 6 s, sending its clock
+        daw.start()
+        daw.run(100.0, 24 * 16)  # four bars at 100 BPM
+        daw.stop_()
+        daw.run(100.0, 24 * 4)
+
+    start = play(show, 20.0, at={0.0: script})
+    notes = show.note_ons()
+    assert notes and notes[0].time == pytest.approx(daw.beats[0.0], abs=1e-6)  # not before the DAW started
+    sixteenth = 60 / 100 / 4
+    grid = [daw.beats[0.0] + k * sixteenth for k in range(16 * 4 + 1)]
+    assert all(min(abs(n.time - g) for g in grid) < 1e-6 for n in notes)  # every note on the DAW's grid
+    tempos = {round(args[0]) for _, args in show.music()}
+    assert tempos == {100}, tempos  # the outputs hear the DAW's tempo, not the emotion's
+    assert ("player", 0) not in [args for _, args in show.osc.of("status")], "waiting for the DAW is no stall"
+    assert show.port.sounding() == set()
+    assert start is not None
+
+
+def test_after_a_silent_clock_the_grid_is_fitted_afresh_and_the_music_comes_in_at_the_next_bar():
+    marks = {}
+
+    def script(daw):
+        daw.run(100.0, 48)
+        daw.clock.wait_until(daw.clock() + 5.0, daw.stop)  # no clock while stopped (some DAWs)
+        daw.start()
+        daw.run(100.0, 24 * 9)
+
+    daw, port = follow_show(script)
+    notes = onsets(port)
+    # the first pulses after Start cannot lock the grid in time for beat 0: the music comes in at bar 2
+    assert notes and notes[0] == pytest.approx(daw.beats[4.0], abs=1e-6)

@@ -171,6 +171,7 @@ FIT_PULSES = 24        # pulses the tempo estimate is fitted over: one beat, so 
 LOCK_PULSES = 6        # pulses needed before the grid counts as known (a quarter of a beat)
 FOLLOW_SLICE = 0.005   # seconds a wait for a followed beat sleeps at most before it looks at the grid again
 LOST_AFTER_BEATS = 2.0  # beats without a pulse after which the leader counts as gone (a cable pulled)
+GAP_PULSES = 4.0       # a pulse this many pulse periods after the last starts the fit afresh (the clock had stopped)
 
 
 class MasterClock:
@@ -207,6 +208,10 @@ class MasterClock:
         """A timing clock pulse (F8) that arrived at clock time *t*."""
         with self._lock:
             self._serial += 1
+            grid = self._grid
+            if grid is not None and self._times and t - self._times[-1] > GAP_PULSES * grid[2]:
+                self._times.clear()  # pulses from before a silence would bend the line
+                self._grid = None
             self._times.append(t)
             del self._times[:-self._fit]
             if self.running:

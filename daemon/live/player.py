@@ -189,6 +189,7 @@ class Player:
         master = self.master
         assert master is not None
         while self.paused or not (master.running and master.locked):
+            self.last_beat = self.now()  # waiting for the DAW is keeping time too (the watchdog's sign of life)
             if not self.now.wait_until(self.now() + FOLLOW_POLL, stop):
                 return False
         beats = self.conductor.mapping.beats_per_bar

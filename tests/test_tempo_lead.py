@@ -116,7 +116,9 @@ def test_every_glide_step_reaches_osc_abletonosc_and_reaper_at_a_real_udp_server
         fanout.drain()
         expected = [(80.0,), (95.0,), (110.0,), (125.0,), (140.0,)]
         deadline = time.monotonic() + 5
-        while time.monotonic() < deadline and len(reaper.received("/tempo/raw")) < 5:
+        while time.monotonic() < deadline and min(len(table.received("/emobridge/tempo")),
+                                                  len(ableton.received("/live/song/set/tempo")),
+                                                  len(reaper.received("/tempo/raw"))) < 5:
             time.sleep(0.01)
         assert table.received("/emobridge/tempo") == expected
         assert ableton.received("/live/song/set/tempo") == expected

@@ -156,9 +156,9 @@ class BeatClock:
         self.anchor_beat = at_beat
         self.tempo = float(tempo)
 
-    def wait_for_beat(self, beat: float, stop: threading.Event) -> bool:
-        """Sleep until *beat*; False if *stop* was set first."""
-        deadline = self.time_of(beat)
+    def wait_for_beat(self, beat: float, stop: threading.Event, early: float = 0.0) -> bool:
+        """Sleep until *early* seconds before *beat*; False if *stop* was set first."""
+        deadline = self.time_of(beat) - early
         waiter = getattr(self.now, "wait_until", None)
         if waiter is not None:
             return waiter(deadline, stop)
@@ -300,11 +300,12 @@ class MasterClock:
     def set_tempo(self, tempo: float, at_beat: float) -> None:
         """The leader owns the tempo: a composed tempo changes nothing here."""
 
-    def wait_for_beat(self, beat: float, stop: threading.Event) -> bool:
-        """Sleep until *beat* on the newest grid (it moves as pulses come); False if *stop* was set first."""
+    def wait_for_beat(self, beat: float, stop: threading.Event, early: float = 0.0) -> bool:
+        """Sleep until *early* seconds before *beat* on the newest grid (it moves as pulses come); False if
+        *stop* was set first."""
         while True:
             now = self.now()
-            deadline = self.time_of(beat)
+            deadline = self.time_of(beat) - early
             if deadline <= now:
                 return not stop.is_set()
             if not self.now.wait_until(min(deadline, now + FOLLOW_SLICE), stop):
@@ -352,5 +353,5 @@ class FollowedTimeline:
     def set_tempo(self, tempo: float, at_beat: float) -> None:
         pass
 
-    def wait_for_beat(self, beat: float, stop: threading.Event) -> bool:
-        return self.master.wait_for_beat(beat + self.offset, stop)
+    def wait_for_beat(self, beat: float, stop: threading.Event, early: float = 0.0) -> bool:
+        return self.master.wait_for_beat(beat + self.offset, stop, early)

@@ -91,6 +91,9 @@ class Player:
         self._told_tempo: float | None = None  # the leader's tempo as the outputs were last told it
         self.now = clock
         self.midi_clock = midi_clock and master is None  # a follower sends no clock of its own
+        # seconds before its deadline a message goes to the port: a frame-exact port (JACK-native) needs a cycle's
+        # notice to put it at its frame; every other port sends at once, so 0
+        self.lead = float(getattr(midi, "lead", 0.0)) if clock.realtime else 0.0
         self.speed = speed  # >1 plays faster than written (soak tests); the DAW-facing default is 1
         self.queue: list[Scheduled] = []
         self.clock: BeatClock | FollowedTimeline | None = None
@@ -292,14 +295,14 @@ class Player:
             if self._stalled(due):
                 self._recover_from_stall(due)
                 continue
-            if not self.clock.wait_for_beat(due, stop):
+            if not self.clock.wait_for_beat(due, stop, self.lead):
                 return False
             if self._stalled(due):
                 continue  # the wait itself ended a stall late: recover before sending anything
             self._stamp(self.clock.time_of(due))  # a frame-exact port places it at its deadline, not at the wake-up
             self._emit(heapq.heappop(self.queue))
             self._stamp(None)  # what else this thread sends (a panic) goes out now
-        return self.clock.wait_for_beat(beat, stop)
+        return self.clock.wait_for_beat(beat, stop, self.lead)
 
     def _stamp(self, deadline: float | None) -> None:
         stamp = getattr(self.midi, "at", None)

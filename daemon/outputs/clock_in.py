@@ -9,10 +9,10 @@ free of the callback's wake-up delay and of a busy interpreter), laid onto the c
 smallest gap between a callback's clock time and the running sum of deltas over the last
 :data:`OFFSET_WINDOW` messages: a callback can only be late, never early.
 
-JACK moves MIDI between clients once per cycle, so a pulse is stamped at the first cycle after the DAW
-sent it: on average half a cycle late. That half cycle is taken off, so the grid is where the DAW's
-beats were sent, and a note sent on it leaves in the same cycle as the DAW's own pulse (on ALSA and
-CoreMIDI messages move at once, and nothing is taken off).
+On JACK a message is stamped when its cycle is processed, at about the cycle's first frame, which is
+where a DAW that sends through python-rtmidi or a JACK bridge puts it: every JACK client sees the pulse
+there, so the grid is left there (nothing is taken off or added). Played through the JACK-native port
+(``--midi-backend jack-native``), which puts each note at its frame, the notes land on those frames.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import rtmidi
 
 from ..errors import MidiPortError
 from ..stderr import quiet_stderr
-from .midi import BACKENDS, _auto_order, _first_line, backend_hint, compiled_backends, jack_cycle
+from .midi import BACKENDS, _auto_order, _first_line, backend_hint, compiled_backends
 from .ports import CONTINUE, SONG_POSITION, START, STOP, TIMING_CLOCK
 
 log = logging.getLogger(__name__)
@@ -70,8 +70,6 @@ class MidiClockIn:
         self.times = ArrivalTimes(now)
         self.pulses = 0  # timing clocks seen (for a test, or a status line)
         self.client, self.backend, self.port_name = self._open(port, backend, client_name)
-        cycle = jack_cycle(f"{client_name}-cycle") if self.backend == "jack" else None
-        self.transport_delay = (cycle or 0.0) / 2  # seconds a message arrives late on average (see the module)
         self.description = f"MIDI clock from '{self.port_name}' ({self.backend})"
 
     def _open(self, wanted: str, backend: str, client_name: str) -> tuple[rtmidi.MidiIn, str, str]:
@@ -105,7 +103,7 @@ class MidiClockIn:
         """rtmidi's thread: stamp the message and hand it on; never raises (rtmidi would print and go on)."""
         try:
             message, delta = event
-            t = self.times.arrived(delta) - self.transport_delay
+            t = self.times.arrived(delta)
             self.handle(message, t)
         except Exception as error:  # a malformed message must not end the clock input
             log.debug("MIDI clock in: %s", error)

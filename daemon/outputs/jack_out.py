@@ -2,9 +2,10 @@
 
 python-rtmidi's JACK port hands every message to the next process cycle at frame 0, so with a
 1,024-frame period a note can be up to 21 ms late and the lateness wanders. This port places each
-message at the frame its intended time falls on, one period later: a constant latency of one
-period, and no jitter. The player says the intended time of what it sends (:meth:`at`, its deadline);
-a message sent without one (a CC, a panic) is placed at the frame of the moment it was sent.
+message at the frame its intended time falls on. The player says the intended time of what it sends
+(:meth:`at`, its deadline) and sends it :attr:`lead` (one period) early, so that it is waiting when
+JACK processes the cycle it falls in. A message sent without a time (a CC, a panic) goes out at the
+start of the next cycle, as with python-rtmidi.
 
 The process callback (JACK's thread) only moves what is due this cycle from a heap into the port's
 buffer. The bookkeeping of notes (retrigger, panic, refresh) is :class:`~.ports.BasePort`'s. The
@@ -24,6 +25,7 @@ from ..errors import MidiPortError
 from .ports import BasePort
 
 FRAME_WRAP = 1 << 32  # JACK's frame counter is 32 bits: it wraps after a day at 48 kHz
+LEAD_MARGIN = 0.010  # seconds beyond a period that a timed message comes early: the sender may wake up late (busy CPU)
 
 
 def frame_difference(a: int, b: int) -> int:
@@ -44,11 +46,15 @@ class JackMidiOut(BasePort):
         self.port = self.client.midi_outports.register("out")
         self.rate = self.client.samplerate
         self.period = self.client.blocksize
-        self._heap: list[tuple[int, int, bytes]] = []  # (frame, order sent, message)
+        self._heap: list[tuple[int, int, bytes, bool]] = []  # (frame, order sent, message, timed)
+        self._next_cycle = 0  # the first frame of the cycle JACK processes next (written by the callback)
         self._order = itertools.count()
         self._heap_lock = threading.Lock()  # the senders and JACK's process thread
         self._stamp = threading.local()  # the intended time (clock seconds) of what this thread sends next
-        self.late = 0  # messages that reached the process callback after their cycle (placed at once instead)
+        # seconds early a timed message must come to be placed at its frame: a deadline early in a cycle must be
+        # in the heap when JACK processes that cycle, which it does at about the cycle's first frame
+        self.lead = self.period / self.rate + LEAD_MARGIN
+        self.late = 0  # timed messages that reached the process callback after their cycle (placed at once instead)
         self.client.set_process_callback(self._process)
         self.client.activate()
         self.description = f"JACK port '{port_name}:out' (jack-native, frame-exact)"
@@ -65,12 +71,15 @@ class JackMidiOut(BasePort):
         self._stamp.at = t
 
     def _write(self, message: list[int]) -> None:
-        frame = self.client.frame_time  # JACK's estimate of the frame now, for a thread outside the callback
         intended = getattr(self._stamp, "at", None)
-        if intended is not None:
-            frame = (frame + round((intended - time.monotonic()) * self.rate)) % FRAME_WRAP
+        if intended is None:
+            frame = None  # at once: the next cycle's first frame
+        else:  # JACK's estimate of the frame now (for a thread outside the callback), moved on to the deadline
+            frame = (self.client.frame_time + round((intended - time.monotonic()) * self.rate)) % FRAME_WRAP
         with self._heap_lock:
-            heapq.heappush(self._heap, (frame, next(self._order), bytes(message)))
+            if frame is None:
+                frame = self._next_cycle  # sorts before anything timed later; placed at the cycle's start
+            heapq.heappush(self._heap, (frame, next(self._order), bytes(message), intended is not None))
 
     def _process(self, frames: int) -> None:
         """JACK's thread, every cycle: the messages meant for the period before this one, at their frames."""
@@ -78,10 +87,11 @@ class JackMidiOut(BasePort):
         start = self.client.last_frame_time
         last_offset = 0
         with self._heap_lock:
-            while self._heap and frame_difference(self._heap[0][0] + self.period, start) < frames:
-                frame, _, message = heapq.heappop(self._heap)
-                offset = frame_difference(frame + self.period, start)
-                if offset < 0:
+            self._next_cycle = (start + frames) % FRAME_WRAP
+            while self._heap and frame_difference(self._heap[0][0], start) < frames:
+                frame, _, message, timed = heapq.heappop(self._heap)
+                offset = frame_difference(frame, start)
+                if offset < 0 and timed:
                     self.late += 1
                 offset = min(frames - 1, max(last_offset, offset))  # JACK wants them in order, inside the buffer
                 self.port.write_midi_event(offset, message)

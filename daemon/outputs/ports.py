@@ -338,6 +338,11 @@ class Tee(BasePort):
         if isinstance(self.primary, BasePort):
             self.primary.at(t)
 
+    @property
+    def lead(self) -> float:
+        """The primary's: how early a timed message should come (a frame-exact port's cycle; else 0)."""
+        return float(getattr(self.primary, "lead", 0.0))
+
     def health(self) -> PortHealth:
         return self.primary.health()
 

@@ -44,10 +44,10 @@ def add_output_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed for the composer's choices (default: %(default)s)")
     p.add_argument("--fast", action="store_true", help="process a file as fast as possible instead of at its frame rate")
     p.add_argument("--midi-clock", action="store_true", help="send MIDI clock (24 ppqn), Start/Stop and Song Position for DAW sync")
-    p.add_argument("--follow", choices=("midi", "link", "link-transport"),
+    p.add_argument("--follow", choices=("midi", "link", "link-transport", "abletonosc"),
                    help="tempo: follow: the DAW leads and emobridge plays on its beats (midi: its MIDI clock on "
-                        "--clock-in; link: an Ableton Link session's bars; link-transport: and its start/stop); "
-                        "default: the mapping's tempo key, lead")
+                        "--clock-in; link: an Ableton Link session's bars; link-transport: and its start/stop; "
+                        "abletonosc: Live's beat listener, coarser); default: the mapping's tempo key, lead")
     p.add_argument("--clock-in", metavar="PORT",
                    help="the DAW's MIDI output that sends clock (24 ppqn, Start/Stop/Continue, Song Position); "
                         "implies --follow midi")

@@ -44,10 +44,9 @@ class JackServer:
     until a server of the same name starts again: after a test that kills one, call :func:`reclaim`.
     """
 
-    def __init__(self, name: str | None = None, period: int = 128) -> None:
+    def __init__(self, name: str | None = None) -> None:
         self.process: subprocess.Popen | None = None
         self.name = name
-        self.period = period  # frames per cycle (a private server only: a running one keeps its own)
 
     def start(self) -> str:
         if self.name is None and jack_running():
@@ -59,7 +58,7 @@ class JackServer:
         os.environ["JACK_DEFAULT_SERVER"] = name
         env = dict(os.environ, JACK_NO_AUDIO_RESERVATION="1")
         output = tempfile.TemporaryFile(mode="w+")  # what jackd says, for the error when it does not start
-        self.process = subprocess.Popen([jackd, "-n", name, "-d", "dummy", "-r", "48000", "-p", str(self.period)],
+        self.process = subprocess.Popen([jackd, "-n", name, "-d", "dummy", "-r", "48000", "-p", "128"],
                                         stdout=output, stderr=subprocess.STDOUT, env=env)
         deadline = time.monotonic() + 10
         while not jack_running():

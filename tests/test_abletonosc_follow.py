@@ -24,19 +24,19 @@ def test_live_is_asked_for_its_beats_and_the_grid_follows_them():
         assert [address for address, _ in live.messages] == [
             "/live/song/start_listen/beat", "/live/song/start_listen/tempo", "/live/song/start_listen/is_playing"]
         reply = SimpleUDPClient("127.0.0.1", follower.reply_port)
-        reply.send_message("/live/song/get/tempo", 100.0)
+        reply.send_message("/live/song/get/tempo", 150.0)
         reply.send_message("/live/song/get/is_playing", 1)
         rng, stop = random.Random(2), threading.Event()
         first = time.monotonic() + 0.05
         ideal = []
-        for beat in range(12):  # Live's beat listener at 100 BPM, each answer up to 5 ms off
-            ideal.append(first + beat * 0.6)
+        for beat in range(12):  # Live's beat listener at 150 BPM, each answer up to 5 ms off
+            ideal.append(first + beat * 0.4)
             wait_until(ideal[-1] + rng.uniform(-0.005, 0.005), stop)
             reply.send_message("/live/song/get/beat", beat)
         time.sleep(0.05)
         assert master.running and master.locked
-        assert master.tempo == pytest.approx(100.0, abs=0.5)
-        assert master.time_of(12) == pytest.approx(first + 12 * 0.6, abs=0.006)
+        assert master.tempo == pytest.approx(150.0, abs=1.0)
+        assert master.time_of(12) == pytest.approx(first + 12 * 0.4, abs=0.006)
         reply.send_message("/live/song/get/is_playing", 0)
         time.sleep(0.1)
         assert not master.running

@@ -327,3 +327,16 @@ def test_after_a_silent_clock_the_grid_is_fitted_afresh_and_the_music_comes_in_a
     notes = onsets(port)
     # the first pulses after Start cannot lock the grid in time for beat 0: the music comes in at bar 2
     assert notes and notes[0] == pytest.approx(daw.beats[4.0], abs=1e-6)
+
+
+def test_follow_abletonosc_needs_no_clock_in_and_refuses_one():
+    from emobridge.errors import UserError
+    from emobridge.live.wiring import RunConfig, follow_source
+    from emobridge.mapping import parse_mapping
+
+    lead = parse_mapping("tempo: lead\n", "l.yaml")
+    assert follow_source(RunConfig(follow="abletonosc"), lead) == "abletonosc"
+    with pytest.raises(UserError, match="use one of them"):
+        follow_source(RunConfig(follow="abletonosc", clock_in="Live"), lead)
+    with pytest.raises(UserError, match="--link leads"):
+        follow_source(RunConfig(follow="link", link=True), lead)

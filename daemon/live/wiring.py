@@ -100,7 +100,8 @@ def build_parts(config: RunConfig) -> Parts:
     reopen = source_opener(config)
     source = reopen()
     preview = _open_preview() if config.preview else None  # before the port: no display fails the start
-    master, clock_in = _open_leader(config, follow, mapping.beats_per_bar) if follow else (None, None)
+    live = next((t for t in cli_targets + list(mapping.osc) if t.preset == "abletonosc"), None)
+    master, clock_in = _open_leader(config, follow, mapping.beats_per_bar, live) if follow else (None, None)
     try:
         port, recorder = _open_port(config)
     except Exception:
@@ -115,7 +116,7 @@ def build_parts(config: RunConfig) -> Parts:
                  master=master, clock_in=clock_in)
 
 
-FOLLOW_SOURCES = ("midi", "link", "link-transport")  # where tempo: follow takes the leader's beat from
+FOLLOW_SOURCES = ("midi", "link", "link-transport", "abletonosc")  # where tempo: follow takes the leader's beat from
 
 
 def follow_source(config: RunConfig, mapping: Mapping) -> str | None:
@@ -129,7 +130,8 @@ def follow_source(config: RunConfig, mapping: Mapping) -> str | None:
         if config.link:
             raise UserError(f"--link leads the Link session's tempo, but --follow {follow} follows it: use one of them")
         if config.clock_in:
-            raise UserError(f"--clock-in reads a MIDI clock, but --follow {follow} follows Link: use one of them")
+            raise UserError(f"--clock-in reads a MIDI clock, but --follow {follow} follows another source: "
+                            "use one of them")
     elif not config.clock_in:
         raise UserError("tempo: follow needs the leader's beat: add --clock-in PORT (a MIDI output of the DAW that "
                         "sends clock; 'emobridge ports' lists them) or --follow link (an Ableton Link session)")
@@ -177,14 +179,21 @@ def _open_port(config: RunConfig) -> tuple[MidiPort, Any]:
     return Tee(midi, recorder), recorder
 
 
-def _open_leader(config: RunConfig, follow: str, beats_per_bar: int) -> tuple[MasterClock, Any]:
-    """The grid the player follows and what feeds it (closed at the end): a MIDI clock input or a Link peer."""
+def _open_leader(config: RunConfig, follow: str, beats_per_bar: int,
+                 live: OscTargetSpec | None) -> tuple[MasterClock, Any]:
+    """The grid the player follows and what feeds it (closed at the end): a MIDI clock input, a Link peer, or
+    AbletonOSC's beat listener (at the first abletonosc target, else Live on this computer)."""
     master = MasterClock()
     if follow == "midi":
         from ..outputs.clock_in import MidiClockIn
 
         assert config.clock_in is not None
         return master, MidiClockIn(config.clock_in, master, config.midi_backend)
+    if follow == "abletonosc":
+        from ..outputs.abletonosc_in import LIVE_PORT, AbletonOscBeats
+
+        host, port = (live.host, live.port) if live is not None else ("127.0.0.1", LIVE_PORT)
+        return master, AbletonOscBeats(master, host, port)
     from ..outputs.link import LinkFollower
 
     return master, LinkFollower(master, beats_per_bar, transport=follow == "link-transport")

@@ -405,14 +405,6 @@ class LibJack:
             return None
         return frames.value
 
-    def period(self, client: int) -> float | None:
-        """Seconds per JACK cycle (MIDI between JACK clients moves once a cycle), or None when JACK runs none."""
-        frames, usecs, next_usecs, period = ctypes.c_uint32(), ctypes.c_uint64(), ctypes.c_uint64(), ctypes.c_float()
-        if self.lib.jack_get_cycle_times(client, ctypes.byref(frames), ctypes.byref(usecs), ctypes.byref(next_usecs),
-                                         ctypes.byref(period)) != 0 or period.value <= 0:
-            return None
-        return period.value / 1e6
-
     def _names(self, names: Any) -> list[str]:
         if not names:
             return []
@@ -446,25 +438,6 @@ def _libjack_path() -> str | None:
     except OSError:
         pass
     return ctypes.util.find_library("jack")
-
-
-def jack_cycle(name: str = "emobridge-period") -> float | None:
-    """Seconds per cycle of the JACK server this process talks to (a short-lived client asks); None without one."""
-    lib = libjack()
-    if lib is None:
-        return None
-    client = lib.open(name)
-    if client is None:
-        return None
-    try:
-        if lib.lib.jack_activate(client) != 0:
-            return None
-        deadline = time.monotonic() + 0.5
-        while (period := lib.period(client)) is None and time.monotonic() < deadline:
-            time.sleep(0.01)  # the first cycle after activation
-        return period
-    finally:
-        lib.lib.jack_client_close(client)
 
 
 def libjack() -> LibJack | None:

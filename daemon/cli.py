@@ -28,7 +28,9 @@ log = logging.getLogger("emobridge")
 def add_output_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mapping", help="YAML mapping file or preset name (default, ambient, driving, …); hot-reloaded when saved")
     p.add_argument("--model", help="ONNX emotion model (default: the bundled model)")
-    p.add_argument("--midi-backend", default="auto", help="alsa, jack, coremidi or winmm (default: auto)")
+    p.add_argument("--midi-backend", default="auto",
+                   help="alsa, jack, coremidi or winmm (default: auto); jack-native: a JACK port that places every "
+                        "message at its exact frame (pip install 'emobridge[jack]')")
     p.add_argument("--midi-port", default="emobridge", help="name of the virtual MIDI port to create (default: %(default)s)")
     p.add_argument("--midi-connect", metavar="NAME", help="open this existing MIDI output port instead (e.g. loopMIDI on Windows)")
     p.add_argument("--osc", action="append", default=[], metavar="HOST:PORT[=PRESET]",
@@ -42,6 +44,13 @@ def add_output_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed for the composer's choices (default: %(default)s)")
     p.add_argument("--fast", action="store_true", help="process a file as fast as possible instead of at its frame rate")
     p.add_argument("--midi-clock", action="store_true", help="send MIDI clock (24 ppqn), Start/Stop and Song Position for DAW sync")
+    p.add_argument("--follow", choices=("midi", "link", "link-transport", "abletonosc"),
+                   help="tempo: follow: the DAW leads and emobridge plays on its beats (midi: its MIDI clock on "
+                        "--clock-in; link: an Ableton Link session's bars; link-transport: and its start/stop; "
+                        "abletonosc: Live's beat listener, coarser); default: the mapping's tempo key, lead")
+    p.add_argument("--clock-in", metavar="PORT",
+                   help="the DAW's MIDI output that sends clock (24 ppqn, Start/Stop/Continue, Song Position); "
+                        "implies --follow midi")
     p.add_argument("--record", metavar="DIR", help="write the session to DIR: a MIDI file and a JSON-lines emotion log")
     p.add_argument("--speed", type=float, default=1.0, help="play the music this many times faster (soak tests; default 1)")
     p.add_argument("--faces", choices=FOLLOW_MODES,
@@ -93,6 +102,7 @@ def run_config_from_args(args: argparse.Namespace) -> RunConfig:
                      midi_connect=args.midi_connect, osc=args.osc, osc_prefix=args.osc_prefix, control=args.control,
                      control_allow=args.control_allow,
                      link=args.link, midi_clock=args.midi_clock, speed=args.speed, record=args.record,
+                     follow=args.follow, clock_in=args.clock_in,
                      seed=args.seed, preview=args.preview, faces=args.faces,
                      stop_at_end=getattr(args, "stop_at_end", False))
 

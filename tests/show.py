@@ -81,16 +81,17 @@ def classifier() -> EmotionClassifier:
 
 def offline_show(frames: list[np.ndarray], fps: float = 10.0, mapping: str | None = None, loop: bool = True,
                  fail_after: int | None = None, reopen: Callable[[], FrameSource] | None = None,
-                 clock: Clock | None = None, **config: object) -> Show:
+                 clock: Clock | None = None, master=None, **config: object) -> Show:
     """The real daemon on fakes. *mapping*: a file path, preset or None (default); *config*: RunConfig fields;
-    *clock*: an OfflineClock unless given (the system clock, for a test of real-time behaviour)."""
+    *clock*: an OfflineClock unless given (the system clock, for a test of real-time behaviour); *master*: a
+    live.clock.MasterClock on that clock, for tempo: follow (the test feeds it as a DAW's clock would)."""
     clock = clock or OfflineClock()
     port = FakePort(now=clock)
     run_config = RunConfig(mapping=mapping, **config)
     loaded = load_mapping(mapping)
     logs: list[OscLog] = []
 
-    def make_osc(targets) -> OscLog:
+    def make_osc(targets, daw=None) -> OscLog:
         logs.append(OscLog(clock))
         return logs[-1]
 
@@ -102,7 +103,7 @@ def offline_show(frames: list[np.ndarray], fps: float = 10.0, mapping: str | Non
                             max_faces=loaded.faces.max_faces)
     parts = Parts(mapping=loaded, perception=perception, source=source(), open_source=reopen or source, port=port,
                   osc=make_osc(()), watcher=MappingWatcher(mapping) if mapping else None, clock=clock,
-                  make_osc=make_osc)
+                  make_osc=make_osc, master=master)
     return Show(Daemon(run_config, parts), port, clock, logs[0], logs)
 
 

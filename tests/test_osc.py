@@ -132,3 +132,30 @@ def test_describe_and_no_targets():
     assert set(out.sockets) == {socket.AF_INET, socket.AF_INET6}  # one socket per address family
     out.close()
     out.send_emotion(EmotionState.fixed("happy"))  # closed: nothing, not an error
+
+
+def test_forced_emotion_is_sent_and_released(osc):
+    out = OscSender([parse_target(osc.target)])
+    out.send_forced("sad")
+    out.send_forced(None)
+    deadline = time.monotonic() + 5
+    while len(osc.received("/emobridge/forced")) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert osc.received("/emobridge/forced") == [("sad",), ("",)]
+    out.close()
+
+
+def test_a_target_given_twice_gets_a_warning_and_each_message_once(osc, caplog):
+    with caplog.at_level(logging.WARNING, logger="emobridge.outputs.osc"):
+        out = OscSender([parse_target(osc.target), parse_target(f"127.0.0.1:{osc.port}=emobridge:tempo")])
+    assert [r.getMessage() for r in caplog.records] == [
+        f"OSC target 127.0.0.1:{osc.port}=emobridge:tempo is given twice (on the command line and in the mapping, "
+        "or twice in one of them): it gets each message once"]
+    assert len(out.routes) == 1 and out.describe() == osc.target
+    for _ in range(3):
+        out.send_emotion(EmotionState.fixed("happy"))
+    out.send_music(100.0, "major", 0.5, bar_start=True)
+    osc.wait_for("/emobridge/tempo")
+    time.sleep(0.2)
+    assert len(osc.received("/emobridge/probs")) == 3 and osc.received("/emobridge/tempo") == [(100.0,)]
+    out.close()

@@ -40,7 +40,7 @@ from ..state import EmotionState
 from .conductor import Conductor
 from .control import ControlServer
 from .faults import Faults
-from .fanout import BarStarted, Fanout
+from .fanout import BarStarted, Fanout, TempoChanged
 from .perceive import PerceptionLoop, PerceptionSettings
 from .player import Player
 from .preview import PreviewFrame, render
@@ -86,7 +86,8 @@ class Daemon:
                                         parts.mapping, self.clock, self.music_state, self.current_bar, settings)
         self.player = Player(self.conductor, parts.port, self.music_state, on_bar=self._bar_started,
                              clock=self.clock, midi_clock=config.midi_clock, speed=config.speed,
-                             voices=lambda: self.perceiver.voices, start_conductor=False)
+                             voices=lambda: self.perceiver.voices, start_conductor=False,
+                             on_tempo=self._tempo_changed, master=parts.master)
         self.preview = parts.preview
         self.faults = Faults.from_env()
         for loop in (self.player, self.conductor, self.fanout, self.perceiver):
@@ -106,6 +107,10 @@ class Daemon:
     def _bar_started(self, bar: Bar) -> None:
         """On the player's thread at each downbeat: hand the bar on, nothing more."""
         self.fanout.bar(BarStarted(bar, self.clock(), self.music_state()))
+
+    def _tempo_changed(self, tempo: float) -> None:
+        """On the player's thread at a glide's beat: hand the tempo on, nothing more."""
+        self.fanout.tempo(TempoChanged(tempo, self.clock()))
 
     # --- lifecycle -----------------------------------------------------------
     def run(self) -> int:
@@ -250,6 +255,8 @@ class Daemon:
         self._close_preview()
         self.perceiver.close()
         parts = self.parts
+        if parts.clock_in is not None:
+            parts.clock_in.close()
         parts.port.panic(set(range(16)) if self.signals.stops >= FORCE_AFTER_SIGNALS else None)
         parts.port.close()
         if parts.recorder is not None:
@@ -308,6 +315,9 @@ class Daemon:
     def _with_overrides(self, mapping: Mapping) -> Mapping:
         """The mapping as the command line amends it: ``--faces`` decides which faces count *and* whether
         they get voices, exactly as ``faces.follow`` in the file would."""
+        tempo = "lead" if self.parts.master is None else "follow"  # how the show started decides, not a reload
+        if mapping.tempo != tempo:
+            mapping = dataclasses.replace(mapping, tempo=tempo)
         if self.config.faces is None or self.config.faces == mapping.faces.follow:
             return mapping
         return dataclasses.replace(mapping, faces=dataclasses.replace(mapping.faces, follow=self.config.faces))
@@ -315,8 +325,9 @@ class Daemon:
     def _apply_mapping(self, mapping: Mapping) -> None:
         """Hand *mapping* to each owner: the conductor (next bar), perception (next frame), the outputs."""
         mapping = self._with_overrides(mapping)
-        if mapping.osc != self.mapping.osc:
-            self.fanout.replace_osc(self.parts.make_osc(list(self.parts.cli_targets) + list(mapping.osc)))
+        if mapping.osc != self.mapping.osc or mapping.daw != self.mapping.daw:
+            targets = list(self.parts.cli_targets) + list(mapping.osc)
+            self.fanout.replace_osc(self.parts.make_osc(targets, daw=mapping.daw))
         self.mapping = mapping
         self.conductor.request_mapping(mapping)
         self.perceiver.request_mapping(mapping)
@@ -333,6 +344,7 @@ class Daemon:
         if name is not None and name not in EMOTIONS:
             raise ValueError(f"unknown emotion {name!r}")
         self.forced = None if name is None else EmotionState.fixed(name, self.clock())
+        self.fanout.forced(name)  # OSC says what the music plays, and the recording's log marks it
 
     def set_mapping(self, name_or_path: str) -> None:
         self.requests.put(name_or_path)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ..log import LogLimiter
-from ..music.params import Bar
+from ..music.params import Bar, MusicParams
 from ..state import EmotionState
 from .faults import Faults
 
@@ -30,6 +30,14 @@ class Output(Protocol):
     def send_emotion(self, state: EmotionState) -> None: ...
     def send_music(self, tempo: float, mode: str, density: float, bar_start: bool) -> None: ...
     def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class TempoChanged:
+    """A beat inside a bar whose tempo differs from the beat before (a glide step)."""
+
+    tempo: float  # BPM of the beat that starts now, as written (before any speed-up)
+    time: float   # clock seconds of that beat
 
 
 @dataclass(frozen=True)
@@ -54,6 +62,9 @@ class Fanout:
         self._events: queue.Queue[tuple[str, tuple]] = queue.Queue(self.CAPACITY)
         self.dropped = 0  # events refused because the queue was full (reported from this thread)
         self._reported_drops = 0
+        self._forced: str | None = None
+        self._transport = False  # the DAW's transport was started (daw.transport): stopped at the end  # the emotion forced on the music now, for the recording's log
+        self._music: MusicParams | None = None  # the bar playing: its mode and density go with a glide's tempos
         self.warn = LogLimiter(log, 5.0)
         self.faults = Faults()
 
@@ -74,11 +85,18 @@ class Fanout:
     def faces(self, faces: Sequence[Any]) -> None:
         self._post("faces", faces)
 
+    def forced(self, emotion: str | None) -> None:
+        """The control surface forced *emotion* on the music (None: the face leads again)."""
+        self._post("forced", emotion)
+
     def source(self, ok: bool, name: str) -> None:
         self._post("source", ok, name)
 
     def bar(self, started: BarStarted) -> None:
         self._post("bar", started)
+
+    def tempo(self, changed: TempoChanged) -> None:
+        self._post("tempo", changed)
 
     def status(self, stage: str, ok: bool, message: str) -> None:
         """A stage's health: failed, stalled, or well again (for the OSC /status message)."""
@@ -126,7 +144,13 @@ class Fanout:
         for output in self.outputs:
             output.send_emotion(state)
         if self.recorder is not None:
-            self.recorder.emotion(state)
+            self.recorder.emotion(state, self._forced)
+
+    def _on_forced(self, emotion: str | None) -> None:
+        self._forced = emotion
+        send = getattr(self.osc, "send_forced", None)  # the OSC sender has it; a test's stand-in may not
+        if send is not None:
+            send(emotion)
 
     def _on_faces(self, faces: Sequence[Any]) -> None:
         self.osc.send_faces(faces)
@@ -135,23 +159,56 @@ class Fanout:
         self.osc.send_source(ok, name)
 
     def _on_bar(self, started: BarStarted) -> None:
-        params, state = started.bar.params, started.state
+        bar, state = started.bar, started.state
+        params = bar.params
+        self._music = params
+        playing = bar.tempo_at(0)  # during a glide the bar's first beat, not the target it heads for
         if self.recorder is not None:
-            self.recorder.tempo(params.tempo * self.speed, started.time)
+            self.recorder.tempo(playing * self.speed, started.time)
         for output in self.outputs:
-            output.send_music(params.tempo, params.mode, params.density, bar_start=True)
-        log.info("bar %d: %s %.2f (v %+.2f a %+.2f) → %.0f BPM %s density %.2f", started.bar.index, state.label,
-                 state.confidence, state.valence, state.arousal, params.tempo, params.mode, params.density)
+            output.send_music(playing, params.mode, params.density, bar_start=True)
+            align = getattr(output, "send_bar_line", None)  # a Link leader keeps the session's bars on ours
+            if align is not None:
+                align(started.time, params.beats_per_bar, 60.0 / (playing * self.speed))
+        self._drive_daw(started)
+        log.info("bar %d: %s %.2f (v %+.2f a %+.2f) → %.0f BPM (towards %.0f) %s density %.2f", bar.index,
+                 state.label, state.confidence, state.valence, state.arousal, playing, params.tempo, params.mode,
+                 params.density)
+
+    def _drive_daw(self, started: BarStarted) -> None:
+        """The mapping's daw: at a bar line (the OSC sender has it; a test's stand-in may not)."""
+        bar = started.bar
+        if not self._transport and hasattr(self.osc, "send_daw_transport"):
+            self._transport = True
+            self.osc.send_daw_transport(True)
+        send = getattr(self.osc, "send_daw_bar", None)
+        if send is not None:
+            send(started.state, bar.params.tonic, bar.params.mode, bar.params.emotion, bar.phrase_bar)
+
+    def _on_tempo(self, changed: TempoChanged) -> None:
+        """A glide step: every output hears the tempo now playing (OSC tempo presets and Link on change)."""
+        if self.recorder is not None:
+            self.recorder.tempo(changed.tempo * self.speed, changed.time)
+        if self._music is None:
+            return
+        for output in self.outputs:
+            output.send_music(changed.tempo, self._music.mode, self._music.density, bar_start=False)
 
     def _on_status(self, stage: str, ok: bool, message: str) -> None:
         self.osc.send_status(stage, ok, message)
+
+    def _on_transport(self) -> None:
+        self._transport = False
+        self.osc.send_daw_transport(False)
 
     def _on_replace_osc(self, sender: Any) -> None:
         old, self.osc = self.osc, sender
         old.close()
 
     def close(self) -> None:
-        """Close every output (after the thread has ended)."""
+        """Stop the DAW's transport if the show started it, then close every output (after the thread has ended)."""
+        if self._transport:
+            self._serve("transport", ())
         for output in self.outputs:
             try:
                 output.close()

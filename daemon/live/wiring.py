@@ -20,7 +20,8 @@ from ..outputs.osc import OscSender
 from ..outputs.ports import MidiPort
 from ..perception.chain import Perception
 from ..perception.sources import FrameSource
-from .clock import SYSTEM_CLOCK, Clock
+from ..errors import UserError
+from .clock import SYSTEM_CLOCK, Clock, MasterClock
 from .control import parse_allow_list, parse_control_address
 
 
@@ -44,6 +45,8 @@ class RunConfig:
     control_allow: list[str] = field(default_factory=list)  # hosts that may send control commands (+ loopback)
     link: bool = False  # share the tempo with Ableton Link peers
     midi_clock: bool = False  # send MIDI clock, Start/Stop and Song Position on the port
+    follow: str | None = None  # tempo: follow from this source ("midi"); None: the mapping's tempo key decides
+    clock_in: str | None = None  # the DAW's MIDI output port its clock comes from (tempo: follow)
     speed: float = 1.0  # music clock speed-up, for soak tests
     record: str | None = None  # folder for the session's MIDI file and emotion log
     seed: int = 0
@@ -73,6 +76,8 @@ class Parts:
     control_allow: frozenset[str] | None = None  # None: any host may control
     load_mapping: Callable[[str], Mapping] = load_mapping
     make_osc: Callable[[Sequence[OscTargetSpec]], OscSender] = OscSender
+    master: MasterClock | None = None         # tempo: follow: the DAW's beat grid the player plays on
+    clock_in: Any = None                      # outputs.clock_in.MidiClockIn feeding it (closed at the end)
 
 
 def build_parts(config: RunConfig) -> Parts:
@@ -87,18 +92,52 @@ def build_parts(config: RunConfig) -> Parts:
     perception = Perception(EmotionClassifier(config.model), smoother=EmotionSmoother(mapping.smoothing),
                             follow=config.faces or mapping.faces.follow, max_faces=mapping.faces.max_faces)
     cli_targets = [parse_target(t) for t in config.osc]
-    make_osc = functools.partial(OscSender, prefix=config.osc_prefix)
+    follow = follow_source(config, mapping)
+    # A follower never sets the DAW's tempo: the presets that would (abletonosc, reaper) hear none from it.
+    make_osc = functools.partial(OscSender, prefix=config.osc_prefix, drive_tempo=follow is None)
     control_address = parse_control_address(config.control) if config.control else None
     control_allow = parse_allow_list(config.control_allow) if config.control_allow else None
     reopen = source_opener(config)
     source = reopen()
     preview = _open_preview() if config.preview else None  # before the port: no display fails the start
-    port, recorder = _open_port(config)
+    live = next((t for t in cli_targets + list(mapping.osc) if t.preset == "abletonosc"), None)
+    master, clock_in = _open_leader(config, follow, mapping.beats_per_bar, live) if follow else (None, None)
+    try:
+        port, recorder = _open_port(config)
+    except Exception:
+        if clock_in is not None:
+            clock_in.close()
+        raise
     extras = [_open_link()] if config.link else []
     return Parts(mapping=mapping, perception=perception, source=source, open_source=reopen, port=port,
-                 osc=make_osc(cli_targets + list(mapping.osc)), cli_targets=cli_targets, extras=extras,
+                 osc=make_osc(cli_targets + list(mapping.osc), daw=mapping.daw), cli_targets=cli_targets, extras=extras,
                  recorder=recorder, watcher=MappingWatcher(config.mapping), preview=preview,
-                 control_address=control_address, control_allow=control_allow, make_osc=make_osc)
+                 control_address=control_address, control_allow=control_allow, make_osc=make_osc,
+                 master=master, clock_in=clock_in)
+
+
+FOLLOW_SOURCES = ("midi", "link", "link-transport", "abletonosc")  # where tempo: follow takes the leader's beat from
+
+
+def follow_source(config: RunConfig, mapping: Mapping) -> str | None:
+    """The source a follower takes its beat from, or None when emobridge leads; a contradiction is a UserError."""
+    follow = config.follow or ("midi" if config.clock_in or mapping.tempo == "follow" else None)
+    if follow is None:
+        return None
+    if follow not in FOLLOW_SOURCES:
+        raise UserError(f"--follow {follow!r}: the sources are {', '.join(FOLLOW_SOURCES)}")
+    if follow != "midi":
+        if config.link:
+            raise UserError(f"--link leads the Link session's tempo, but --follow {follow} follows it: use one of them")
+        if config.clock_in:
+            raise UserError(f"--clock-in reads a MIDI clock, but --follow {follow} follows another source: "
+                            "use one of them")
+    elif not config.clock_in:
+        raise UserError("tempo: follow needs the leader's beat: add --clock-in PORT (a MIDI output of the DAW that "
+                        "sends clock; 'emobridge ports' lists them) or --follow link (an Ableton Link session)")
+    if config.midi_clock:
+        raise UserError("--midi-clock sends emobridge's own clock, but tempo: follow plays to the DAW's: use one of them")
+    return follow
 
 
 def source_opener(config: RunConfig) -> Callable[[], FrameSource]:
@@ -119,9 +158,14 @@ def _open_preview() -> Any:
 
 
 def _open_port(config: RunConfig) -> tuple[MidiPort, Any]:
-    from ..outputs.midi import MidiOut
+    if config.midi_backend == "jack-native":
+        from ..outputs.jack_out import JackMidiOut
 
-    midi = MidiOut(config.midi_port, config.midi_backend, config.midi_connect)
+        midi: MidiPort = JackMidiOut(config.midi_port, config.midi_connect)
+    else:
+        from ..outputs.midi import MidiOut
+
+        midi = MidiOut(config.midi_port, config.midi_backend, config.midi_connect)
     if not config.record:
         return midi, None
     from ..outputs.ports import Tee
@@ -133,6 +177,26 @@ def _open_port(config: RunConfig) -> tuple[MidiPort, Any]:
         midi.close()
         raise
     return Tee(midi, recorder), recorder
+
+
+def _open_leader(config: RunConfig, follow: str, beats_per_bar: int,
+                 live: OscTargetSpec | None) -> tuple[MasterClock, Any]:
+    """The grid the player follows and what feeds it (closed at the end): a MIDI clock input, a Link peer, or
+    AbletonOSC's beat listener (at the first abletonosc target, else Live on this computer)."""
+    master = MasterClock()
+    if follow == "midi":
+        from ..outputs.clock_in import MidiClockIn
+
+        assert config.clock_in is not None
+        return master, MidiClockIn(config.clock_in, master, config.midi_backend)
+    if follow == "abletonosc":
+        from ..outputs.abletonosc_in import LIVE_PORT, AbletonOscBeats
+
+        host, port = (live.host, live.port) if live is not None else ("127.0.0.1", LIVE_PORT)
+        return master, AbletonOscBeats(master, host, port)
+    from ..outputs.link import LinkFollower
+
+    return master, LinkFollower(master, beats_per_bar, transport=follow == "link-transport")
 
 
 def _open_link() -> Any:

@@ -22,9 +22,10 @@ from typing import Any, Union
 from ..labels import EMOTIONS, FOLLOW_MODES, NO_FACE_POLICIES
 from ..perception.smoothing import SMOOTHING_LIMITS, SmoothingConfig
 from ..theory import MODES
-from .model import (ACCOMPANIMENTS, BASS_LINES, BLENDS, CC_SOURCES, CELLS, CHANGE_AT, CURVES, DYNAMICS, FORMS,
-                    PART_DEFAULTS, PART_NAMES, RHYTHMS, ControlSpec, EmotionStyle, FacesConfig, Humanize, Mapping,
-                    PartConfig, Transition)
+from .model import (ACCOMPANIMENTS, BASS_LINES, BLENDS, CC_SOURCES, CELLS, CHANGE_AT, CURVES, DAW_SOURCES,
+                    DAW_TARGETS, DYNAMICS, FORMS, PART_DEFAULTS, PART_NAMES, RHYTHMS, TEMPO_MODES, ControlSpec,
+                    DawConfig, DawParam, EmotionStyle, FacesConfig, Humanize, LaunchItem, Mapping, PartConfig,
+                    Transition)
 
 # --- kinds of value ---
 
@@ -294,11 +295,60 @@ FACES = Section(FacesConfig, (
     _program(),
 ))
 
+def _index(name: str, help: str, nullable: bool = False) -> Key:
+    return Key(name, Integer(1, 1024, offset=1), help, nullable=nullable)
+
+
+LAUNCH = Section(LaunchItem, (
+    Key("emotion", Choice(EMOTIONS), "the emotion whose valence/arousal point the item stands for", nullable=True),
+    Key("valence", Number(-1, 1, "valence"), "or a point of its own: valence, with arousal", nullable=True),
+    Key("arousal", Number(-1, 1, "arousal"), "the point's arousal, with valence", nullable=True),
+    _index("scene", "Live: the scene to fire (as Live numbers them, from 1)", nullable=True),
+    _index("track", "Live: the track of the clip to fire, with clip", nullable=True),
+    _index("clip", "Live: the clip slot to fire on track", nullable=True),
+    Key("region", Integer(1, 100000), "Reaper: the region to jump to (its number in Reaper)", nullable=True),
+))
+
+
+def _daw_source_range(values: dict[str, Any]) -> tuple[float, float]:
+    return DAW_SOURCES[values["source"]]
+
+
+DAW_PARAM = Section(DawParam, (
+    Key("source", Choice(tuple(DAW_SOURCES)), "the continuous value the parameter follows"),
+    Key("target", Choice(DAW_TARGETS), "volume: a track's fader; send: one of its sends; device: a device (Reaper: "
+        "FX) parameter"),
+    _index("track", "the track, as the DAW numbers it (from 1)"),
+    Key("range", Pair(-1000, 1000, "source", whole=False, ordered=False, distinct=True),
+        "source values mapped to the ends of out, clamped outside; default: the source's natural range",
+        default=_daw_source_range),
+    Key("out", Pair(0, 1, "parameter value", whole=False, ordered=False), "the parameter's values (0..1) at range "
+        "low and high"),
+    _index("send", "target send: which send, from 1"),
+    _index("device", "target device: which device (Reaper: FX) on the track, from 1"),
+    _index("parameter", "target device: which of its parameters, from 1"),
+    Key("rate", Number(0.1, 50, "messages per second"), "at most this many messages a second"),
+))
+
+DAW = Section(DawConfig, (
+    Key("transport", Boolean(), "start the DAW's transport with the first bar and stop it at the end (tempo: lead)"),
+    Key("key", Boolean(), "Live 12: the song's root note and scale follow the music's key and mode"),
+    Key("markers", Boolean(), "Reaper: insert a marker where the music's emotion changes"),
+    Key("launch_at", Choice(CHANGE_AT), "the lines where emotion-matched launching may fire"),
+    Key("hysteresis", Number(0, 1, "a cosine similarity margin"),
+        "how much closer another item must be than the one playing before it fires"),
+    Key("launch", Entries(LAUNCH, most=64), "scenes, clips or regions tagged with an emotion or a valence/arousal "
+        "point: at each line the nearest to the face fires"),
+    Key("params", Entries(DAW_PARAM, most=32), "continuous sources moving track volumes, sends and device parameters"),
+))
+
 TOP = Section(Mapping, (
     Key("extends", Choice(("default", "none")), "default: laid over the packaged default; none: stands alone",
         stored=False),
     Key("key", Note(), "the tonic, unless an emotion sets its own", attr="tonic"),
     Key("beats_per_bar", Integer(2, 12), "quarter notes per bar"),
+    Key("tempo", Choice(TEMPO_MODES), "lead: the arousal sets the BPM; follow: the DAW's clock (--clock-in) does, "
+        "and the arousal moves density, register and loudness instead"),
     Key("transition", Table(TRANSITION), "how the music moves from one emotion to the next"),
     Key("humanize", Table(HUMANIZE), "small random deviations from the grid, as a player makes"),
     Key("emotions", Named({name: EMOTION for name in EMOTIONS}, required=True), "what each emotion sounds like"),
@@ -313,6 +363,8 @@ TOP = Section(Mapping, (
     # is read, on the thread that reloads it, and gets a packet per message on every frame.
     Key("osc", OscTargets(most=16), "where to send OSC besides any --osc"),
     Key("faces", Table(FACES), "which faces the music follows, and with each, their voices"),
+    Key("daw", Table(DAW), "what the abletonosc and reaper targets do beyond tempo: transport, key, launching, "
+        "markers, mixer and device parameters"),
 ))
 
 

@@ -24,6 +24,7 @@ DYNAMICS: tuple[str, ...] = ("arch", "terraced")
 CHANGE_AT: tuple[str, ...] = ("bar", "phrase")
 BLENDS: tuple[str, ...] = ("probabilities", "argmax")
 CURVES: tuple[str, ...] = ("linear", "exponential", "step")
+TEMPO_MODES: tuple[str, ...] = ("lead", "follow")  # emobridge sets the tempo, or the DAW's clock does
 DEFAULT_SOURCE = "default"
 # Where each control source lives and its natural range (the default of a cc entry's "range").
 CC_SOURCES: dict[str, tuple[float, float]] = {
@@ -31,6 +32,9 @@ CC_SOURCES: dict[str, tuple[float, float]] = {
     **{name: (0.0, 1.0) for name in EMOTIONS},
     "tempo": (40.0, 200.0), "density": (0.0, 1.0),
 }
+DAW_TARGETS: tuple[str, ...] = ("volume", "send", "device")  # what a daw.params entry moves
+DAW_SOURCES: dict[str, tuple[float, float]] = {name: CC_SOURCES[name] for name in
+                                               ("valence", "arousal", "confidence", *EMOTIONS)}
 
 
 @dataclass(frozen=True)
@@ -141,6 +145,54 @@ PART_DEFAULTS: dict[str, PartConfig] = {part.name: part for part in (
 
 
 @dataclass(frozen=True)
+class LaunchItem:
+    """A scene, clip or region tagged with an emotion or a valence/arousal point, for emotion-matched launching.
+
+    Indices are the DAW's own, from 0 here (the file counts from 1, as Live and Reaper show them).
+    """
+
+    emotion: str | None = None      # a name in labels.EMOTIONS: its valence/arousal point
+    valence: float | None = None    # or a point of one's own, -1..1 each
+    arousal: float | None = None
+    scene: int | None = None        # Live (AbletonOSC): /live/scene/fire
+    track: int | None = None        # Live: with clip, /live/clip_slot/fire track clip
+    clip: int | None = None
+    region: int | None = None       # Reaper: /region (its region number, as Reaper shows it)
+
+
+@dataclass(frozen=True)
+class DawParam:
+    """A ``daw.params`` entry: a continuous source moving a DAW's mixer or device parameter (0..1)."""
+
+    source: str                     # a key of DAW_SOURCES
+    target: str                     # a name in DAW_TARGETS
+    track: int                      # 0-based (the file counts from 1)
+    range: tuple[float, float]      # source values mapped to the ends of out, clamped outside
+    out: tuple[float, float] = (0.0, 1.0)  # the parameter's normalised value at range low and high
+    send: int = 0                   # target send: which send (0-based)
+    device: int = 0                 # target device: which device (Reaper: which FX) on the track (0-based)
+    parameter: int = 0              # target device: which of its parameters (0-based)
+    rate: float = 10.0              # messages per second at most
+
+
+@dataclass(frozen=True)
+class DawConfig:
+    """``daw:``: what emobridge does in the DAW beyond tempo, through the abletonosc and reaper OSC targets."""
+
+    transport: bool = False         # start the DAW's transport with the first bar and stop it at the end
+    key: bool = False               # Live 12: the song's root note and scale follow the music's key and mode
+    markers: bool = False           # Reaper: a marker where the music's emotion changes
+    launch_at: str = "bar"          # "bar" or "phrase": the lines at which emotion-matched launching may fire
+    hysteresis: float = 0.1         # cosine similarity a new item must lead the one playing by to take over
+    launch: tuple[LaunchItem, ...] = ()
+    params: tuple[DawParam, ...] = ()
+
+    @property
+    def active(self) -> bool:
+        return bool(self.transport or self.key or self.markers or self.launch or self.params)
+
+
+@dataclass(frozen=True)
 class Mapping:
     emotions: dict[str, EmotionStyle]   # all seven, keyed by the names in labels.EMOTIONS
     source: str                         # the file it came from, or "default"
@@ -153,6 +205,8 @@ class Mapping:
     smoothing: SmoothingConfig = SmoothingConfig()  # how the face's emotion is steadied before the music
     osc: tuple[OscTargetSpec, ...] = ()  # OSC targets with their presets, besides any --osc
     faces: FacesConfig = FacesConfig()  # which faces count, and their voices
+    daw: DawConfig = DawConfig()  # scenes, clips, regions, markers, key and parameters in Live or Reaper
+    tempo: str = "lead"  # a name in TEMPO_MODES: lead (arousal sets the BPM) or follow (the DAW's clock does)
 
     def tonic_of(self, emotion: str) -> int:
         """The key an emotion plays in: its own ``key`` if it has one, else the mapping's."""

@@ -7,9 +7,10 @@ gets (all of its preset's unless chosen):
     emobridge    (none)         emotion probs valence        the address table of ``outputs/osc.py``
                                 arousal face tempo mode      under the prefix (``/emobridge/tempo f`` ...)
                                 density faces voice source
-    abletonosc   11000          tempo                        /live/song/set/tempo f BPM, on change
-                                                             (AbletonOSC remote script, listens on 11000)
-    reaper       8000           tempo                        /tempo/raw f BPM, on change (Reaper's
+    abletonosc   11000          tempo daw                    /live/song/set/tempo f BPM, on change
+                                                             (AbletonOSC remote script, listens on 11000);
+                                                             daw: what the mapping's daw: asks (outputs/daw.py)
+    reaper       8000           tempo daw                    /tempo/raw f BPM, on change (Reaper's
                                                              Default.ReaperOSC pattern; 8000 is the listen
                                                              port Reaper suggests: use the one you set)
 
@@ -47,7 +48,7 @@ from typing import Any, TypeVar
 from ..errors import MappingError, OscTargetError
 
 EMOBRIDGE_MESSAGES: tuple[str, ...] = ("emotion", "probs", "valence", "arousal", "face", "tempo", "mode", "density",
-                                       "faces", "voice", "source", "status")
+                                       "faces", "voice", "source", "status", "forced")
 DEFAULT_HOST = "127.0.0.1"
 
 
@@ -67,8 +68,8 @@ class Preset:
 
 PRESETS: dict[str, Preset] = {
     "emobridge": Preset("emobridge", None, EMOBRIDGE_MESSAGES, None),
-    "abletonosc": Preset("abletonosc", 11000, ("tempo",), "/live/song/set/tempo"),
-    "reaper": Preset("reaper", 8000, ("tempo",), "/tempo/raw"),
+    "abletonosc": Preset("abletonosc", 11000, ("tempo", "daw"), "/live/song/set/tempo"),
+    "reaper": Preset("reaper", 8000, ("tempo", "daw"), "/tempo/raw"),
 }
 SYNTAX = "HOST:PORT, HOST:PORT=PRESET or =PRESET (presets: " + ", ".join(PRESETS) + "), e.g. 127.0.0.1:9000"
 

@@ -24,7 +24,7 @@ from ..theory import ROMAN_HELP, check_numeral, parse_note_name
 from .describe import plain_number
 from .keys import (TOP, Boolean, Choice, Entries, Integer, Key, Kind, ListOf, Named, Note, Number, Numeral,
                    OscTargets, Pair, Section, Table)
-from .model import DEFAULT_SOURCE, EmotionStyle, FacesConfig, Mapping, PartConfig
+from .model import DEFAULT_SOURCE, EmotionStyle, FacesConfig, LaunchItem, Mapping, PartConfig
 from .osc_targets import targets_from_yaml
 
 EXTENDS = TOP.key("extends")
@@ -264,6 +264,7 @@ class _Builder:
         self.check_registers(mapping.parts, mapping.emotions)
         self.check_voice_channels(mapping.faces, mapping.parts)
         self.check_registers(mapping.faces.voice_parts(), mapping.emotions, "faces.octave")
+        self.check_launch(mapping.daw.launch)
         return mapping
 
     # --- the declaration walked ---
@@ -358,6 +359,19 @@ class _Builder:
                 raise self.fail(f"parts.{part.name}.channel",
                                 f"channel {part.channel + 1} is also used by {other.name}",
                                 "a channel 1-16 that no other enabled part uses")
+
+    def check_launch(self, items: tuple[LaunchItem, ...]) -> None:
+        """Each launch item stands for one point (an emotion, or valence and arousal) and fires something."""
+        for index, item in enumerate(items):
+            path = f"daw.launch[{index}]"
+            point = (item.valence is not None, item.arousal is not None)
+            if (item.emotion is not None) == any(point) or any(point) != all(point):
+                raise self.fail(path, "needs an emotion or both valence and arousal (not both ways)",
+                                "{emotion: happy, ...} or {valence: 0.5, arousal: -0.2, ...}")
+            if (item.track is None) != (item.clip is None):
+                raise self.fail(path, "a clip needs both track and clip", "track: N with clip: M")
+            if item.scene is None and item.clip is None and item.region is None:
+                raise self.fail(path, "fires nothing", "scene: N (Live), track: N with clip: M (Live), region: N (Reaper)")
 
     def check_voice_channels(self, config: FacesConfig, parts: tuple[PartConfig, ...]) -> None:
         """With faces: each, every voice needs a channel of its own, apart from the enabled parts'."""

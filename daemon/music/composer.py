@@ -45,16 +45,22 @@ def params_for(state: EmotionState, mapping: Mapping) -> MusicParams:
     position = (max(-1.0, min(1.0, state.arousal)) + 1) / 2
     low, high = blend(lambda style: style.tempo[0]), blend(lambda style: style.tempo[1])
     notes_per_bar = blend(lambda style: style.density)
+    tempo = low + (high - low) * position
+    pitch_range = _blend_range(blend, lambda style: style.pitch_range)
+    velocity = _blend_range(blend, lambda style: style.velocity)
+    if mapping.tempo == "follow":  # the DAW keeps the BPM: the arousal is heard in everything else
+        notes_per_bar, pitch_range, velocity = _arousal_without_tempo(
+            position, notes_per_bar, tempo / ((low + high) / 2), pitch_range, velocity, mapping.beats_per_bar)
     return MusicParams(
-        tempo=low + (high - low) * position,
+        tempo=tempo,
         mode=lead.mode,
         tonic=mapping.tonic_of(state.label),
         density=notes_per_bar / (mapping.beats_per_bar * SLOTS_PER_BEAT),
         beats_per_bar=mapping.beats_per_bar,
         emotion=state.label,
         progression=lead.progression,
-        pitch_range=_blend_range(blend, lambda style: style.pitch_range),
-        velocity=_blend_range(blend, lambda style: style.velocity),
+        pitch_range=pitch_range,
+        velocity=velocity,
         notes_per_bar=notes_per_bar,
         irregularity=blend(lambda style: 1.0 if style.rhythm == "irregular" else 0.0),
         articulation=blend(lambda style: style.articulation),
@@ -70,6 +76,24 @@ def params_for(state: EmotionState, mapping: Mapping) -> MusicParams:
         dynamics=lead.dynamics,
         swell=blend(lambda style: style.swell),
     )
+
+
+FOLLOW_REGISTER = 5   # semitones the melody's register moves up (full arousal) or down (none) under tempo: follow
+FOLLOW_LOUDNESS = 12  # velocity steps the same moves the velocity range
+
+
+def _arousal_without_tempo(position: float, notes_per_bar: float, tempo_ratio: float, pitch_range: tuple[int, int],
+                           velocity: tuple[int, int], beats_per_bar: int) -> tuple[float, tuple[int, int], tuple[int, int]]:
+    """What the arousal (*position* 0..1 in the tempo range) would have done to the BPM, done without it:
+    as many notes per second as the arousal's tempo would have played (*tempo_ratio*: that tempo over the
+    middle of the range), a register and a loudness that rise with it."""
+    most = beats_per_bar * SLOTS_PER_BEAT  # one note per sixteenth
+    notes = max(1.0, min(float(most), notes_per_bar * tempo_ratio))
+    shift = round(FOLLOW_REGISTER * (2 * position - 1))
+    shift = max(-pitch_range[0], min(127 - pitch_range[1], shift))
+    loud = round(FOLLOW_LOUDNESS * (2 * position - 1))
+    low, high = (max(1, min(127, v + loud)) for v in velocity)
+    return notes, (pitch_range[0] + shift, pitch_range[1] + shift), (low, high)
 
 
 def _blender(state: EmotionState, mapping: Mapping) -> Callable[[Callable[[EmotionStyle], float]], float]:

@@ -17,6 +17,8 @@ preset; the other presets get only the tempo at their own address (``mapping/osc
                                           faces: each: every processed frame, per face voice (n from 1)
     /status    s stage, i 1|0, s text     when a stage (perception, player, ...) fails or stalls (0),
                                           and when it is well again (1)
+    /forced    s emotion | ""             when the control surface forces an emotion on the music, and
+                                          "" when it is released (the face leads again)
 
 Two layers, like python-osc's codec and client: :class:`OscTable` decides what to send when
 (pure, no sockets), :class:`OscSender` sends it to each target that wants it.
@@ -24,6 +26,7 @@ Two layers, like python-osc's codec and client: :class:`OscTable` decides what t
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import socket
 import threading
@@ -35,8 +38,10 @@ from pythonosc.osc_message_builder import OscMessageBuilder
 
 from ..errors import OscTargetError
 from ..log import LogLimiter
+from ..mapping.model import DawConfig
 from ..mapping.osc_targets import PRESETS, OscTargetSpec, resolve_address
 from ..state import EmotionState
+from .daw import DawAction, DawTable, spell
 
 if TYPE_CHECKING:
     from ..perception.chain import FaceResult
@@ -97,6 +102,10 @@ class OscTable:
         """A stage's health, on change (the daemon's watchdog calls this only then)."""
         return [("status", (stage, 1 if ok else 0, text))]
 
+    def forced(self, emotion: str | None) -> list[Message]:
+        """The emotion the music is forced to play, or "" once the face leads again."""
+        return [("forced", (emotion or "",))]
+
     def faces(self, faces: Sequence[FaceResult]) -> list[Message]:
         """The number of faces followed (on change) and, with ``faces: each``, every face voice's emotion."""
         messages: list[Message] = []
@@ -131,6 +140,25 @@ class _Route:
         return cls(spec, family, sockaddr, frozenset(spec.selected), PRESETS[spec.preset].tempo_address)
 
 
+def _unique_routes(routes: list[_Route]) -> list[_Route]:
+    """One route per address and preset: a target given twice (``--osc`` and the mapping's ``osc:``, or twice in
+    one list) gets every message once, the messages of both entries, with a warning naming it."""
+    unique: dict[tuple, _Route] = {}
+    for route in routes:
+        key = (route.family, route.sockaddr, route.spec.preset)
+        first = unique.get(key)
+        if first is None:
+            unique[key] = route
+            continue
+        log.warning("OSC target %s is given twice (on the command line and in the mapping, or twice in one of "
+                    "them): it gets each message once", route.spec.describe())
+        merged = first.selected | route.selected
+        spec = dataclasses.replace(first.spec, messages=None if merged == frozenset(PRESETS[first.spec.preset].messages)
+                                   else merged)
+        unique[key] = dataclasses.replace(first, spec=spec, selected=merged)
+    return list(unique.values())
+
+
 class OscSender:
     """Sends each target what its preset and its ``messages`` allow; send errors are logged, never raised.
 
@@ -138,11 +166,14 @@ class OscSender:
     one UDP socket per address family serves every target of that family.
     """
 
-    def __init__(self, targets: Sequence[OscTargetSpec], prefix: str = "/emobridge", error_interval: float = 5.0):
-        self.targets = list(targets)
-        self.routes = [_Route.of(spec) for spec in self.targets]
+    def __init__(self, targets: Sequence[OscTargetSpec], prefix: str = "/emobridge", error_interval: float = 5.0,
+                 drive_tempo: bool = True, daw: DawConfig = DawConfig()):
+        self.drive_tempo = drive_tempo  # False (tempo: follow): the DAW's tempo presets are never set
+        self.routes = _unique_routes([_Route.of(spec) for spec in targets])
+        self.targets = [route.spec for route in self.routes]
         self.prefix = "/" + prefix.strip("/")
         self.table = OscTable()
+        self.daw = DawTable(daw)  # what the abletonosc and reaper targets are asked beyond tempo
         self.sockets = {family: self._open(family) for family in {route.family for route in self.routes}}
         self.lock = threading.Lock()  # the perception and the player threads both send
         self.warn = LogLimiter(log, error_interval)  # a failing target would otherwise log at frame rate
@@ -158,8 +189,20 @@ class OscSender:
         return ", ".join(spec.describe() for spec in self.targets) or "none"
 
     def send_emotion(self, state: EmotionState) -> None:
-        """One processed frame's emotion stream."""
+        """One processed frame's emotion stream (and the DAW parameters that follow it)."""
         self._send("the emotion", lambda: self.table.emotion(state))
+        if self.daw.config.params:
+            self._send_daw("the DAW parameters", lambda: self.daw.frame(state, float(state.time)))
+
+    def send_daw_bar(self, state: EmotionState, tonic: int, mode: str, emotion: str, phrase_bar: int) -> None:
+        """A bar line: the DAW's key, markers and emotion-matched launching (daw: in the mapping)."""
+        if self.daw.config.active:
+            self._send_daw("the DAW's bar", lambda: self.daw.bar(state, tonic, mode, emotion, phrase_bar))
+
+    def send_daw_transport(self, playing: bool) -> None:
+        """Start the DAW's transport with the show, stop it at the end (daw.transport; never while following)."""
+        if self.drive_tempo:
+            self._send_daw("the DAW's transport", self.daw.start if playing else self.daw.stop)
 
     def send_music(self, tempo: float, mode: str, density: float, bar_start: bool) -> None:
         """Tempo (BPM), mode and density: the table at changes and bar starts, tempo presets on change only."""
@@ -172,6 +215,10 @@ class OscSender:
     def send_faces(self, faces: Sequence[FaceResult]) -> None:
         """The face count and the face voices' emotions."""
         self._send("the faces", lambda: self.table.faces(faces))
+
+    def send_forced(self, emotion: str | None) -> None:
+        """An emotion forced on the music (None: released)."""
+        self._send("the forced emotion", lambda: self.table.forced(emotion))
 
     def send_status(self, stage: str, ok: bool, text: str) -> None:
         """A stage failed or stalled, or is well again."""
@@ -196,8 +243,24 @@ class OscSender:
                         for name, data in datagrams:
                             if name in route.selected:
                                 self._sendto(route, data)
-                    elif tempo is not None:
+                    elif tempo is not None and self.drive_tempo:
                         self._send_tempo(route, route.tempo_address, tempo)
+        except Exception as error:  # never let OSC stop the music
+            self.warn("OSC: sending %s failed (%s); still trying", what, error)
+
+    def _send_daw(self, what: str, decide: Callable[[], list[DawAction]]) -> None:
+        """The DAW's actions, spelt for each abletonosc and reaper target that takes them."""
+        try:
+            with self.lock:
+                if self.closed:
+                    return
+                actions = decide()
+                for route in self.routes:
+                    if "daw" not in route.selected:
+                        continue
+                    for action in actions:
+                        for address, args in spell(action, route.spec.preset):
+                            self._sendto(route, encode(address, *args))
         except Exception as error:  # never let OSC stop the music
             self.warn("OSC: sending %s failed (%s); still trying", what, error)
 

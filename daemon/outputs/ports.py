@@ -136,6 +136,10 @@ class BasePort(ABC):
             self._released_at.update(dict.fromkeys(ended, self._emitted))
         self._write(message)
 
+    def at(self, t: float | None) -> None:
+        """What the calling thread sends next is meant for clock time *t* (None: now). A port that can place
+        a message at its time within a period (JACK-native) uses it; the others send at once, as always."""
+
     def mark(self) -> int:
         """A point in the port's history, for :meth:`heal`'s *before*."""
         with self._lock:
@@ -341,6 +345,15 @@ class Tee(BasePort):
 
     def heal(self, before: int | None = None) -> int:
         return self.primary.heal(before) if isinstance(self.primary, BasePort) else 0
+
+    def at(self, t: float | None) -> None:
+        if isinstance(self.primary, BasePort):
+            self.primary.at(t)
+
+    @property
+    def lead(self) -> float:
+        """The primary's: how early a timed message should come (a frame-exact port's cycle; else 0)."""
+        return float(getattr(self.primary, "lead", 0.0))
 
     def health(self) -> PortHealth:
         return self.primary.health()

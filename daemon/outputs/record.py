@@ -355,8 +355,12 @@ class Recorder:
             return
         self._add(t, mido.MetaMessage("set_tempo", tempo=min(MAX_TEMPO_US, mido.bpm2tempo(bpm))))
 
-    def emotion(self, state: Any) -> None:
-        """One emotion state (:class:`~emobridge.perception.smoothing.EmotionState`): a line of the JSON log."""
+    def emotion(self, state: Any, forced: str | None = None) -> None:
+        """One emotion state (:class:`~emobridge.perception.smoothing.EmotionState`): a line of the JSON log.
+
+        *forced*: the emotion the music played instead (forced from the control surface); the line then says
+        so under ``forced``, so a reader of the take knows which stretches the face did not lead.
+        """
         t = float(state.time) - self.start
         record = {
             "t": round(t, 4),
@@ -369,6 +373,8 @@ class Recorder:
             "face": bool(state.face),
             "probs": {name: round(float(p), 4) for name, p in zip(EMOTIONS, state.probs)},
         }
+        if forced is not None:
+            record["forced"] = forced
         line = json.dumps(record, separators=(",", ":")) + "\n"
         with self._lock:
             if not self._closed:

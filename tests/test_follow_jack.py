@@ -1,0 +1,174 @@
+"""tempo: follow on a real JACK server: a python-rtmidi clock sender plays the DAW, emobridge plays on its beats.
+
+The sender runs at 97 BPM with ±1 ms of jitter on every pulse, then changes to 123 BPM. emobridge reads the
+clock with python-rtmidi (--clock-in) and plays through its JACK-native port (frame-exact); one JACK-Client
+input hears both the clock and the notes and keeps the frame each arrives at, so both are timed on JACK's
+frame clock, to the sample. (python-rtmidi's JACK ports move MIDI at the start of a cycle: measured through
+them, a note a little late for its cycle would count a whole cycle off.)
+"""
+
+from __future__ import annotations
+
+import random
+import statistics
+import threading
+import time
+import uuid
+
+import pytest
+import rtmidi
+
+from emobridge.live.clock import MasterClock, wait_until
+from emobridge.live.player import Player
+from emobridge.mapping import parse_mapping
+from emobridge.music.composer import Composer
+from emobridge.outputs.clock_in import MidiClockIn
+from emobridge.outputs.jack_out import JackMidiOut
+from emobridge.state import EmotionState
+from test_sound import jack_module
+
+pytestmark = pytest.mark.jack
+
+FOLLOW = """
+tempo: follow
+humanize: {timing_ms: 0, velocity: 0}
+parts:
+  drums: {enabled: true}
+"""
+JITTER = 0.001  # seconds either way, on every pulse
+PRE_ROLL_BEATS = 2  # clock while the DAW is stopped: the tempo is known at Start
+BEATS_AT_97, BEATS_AT_123 = 8, 8
+
+
+class ClockSender:
+    """A DAW's MIDI clock: pulses at a tempo with jitter, Start, a tempo change, Stop (a thread of its own)."""
+
+    def __init__(self, name: str, seed: int = 7):
+        self.port = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name=name)
+        self.port.open_virtual_port(name)
+        self.rng = random.Random(seed)
+        self.stop = threading.Event()
+        self.sent: list[float] = []  # monotonic time each pulse after Start was sent, jitter and all
+        self.change_beat = BEATS_AT_97
+
+    def play(self) -> None:
+        t = time.monotonic() + 0.05
+        period = 60 / 97 / 24
+        for _ in range(PRE_ROLL_BEATS * 24):
+            t = self._pulse(t, period)
+        self.port.send_message([0xFA])  # Start: the next pulse is beat 0
+        for beat in range(BEATS_AT_97 + BEATS_AT_123):
+            period = 60 / (97 if beat < self.change_beat else 123) / 24
+            for _ in range(24):
+                t = self._pulse(t, period, keep=True)
+        self.port.send_message([0xFC])  # Stop
+
+    def _pulse(self, t: float, period: float, keep: bool = False) -> float:
+        wait_until(t + self.rng.uniform(-JITTER, JITTER), self.stop)
+        self.port.send_message([0xF8])
+        if keep:
+            self.sent.append(time.monotonic())
+        return t + period
+
+    def close(self) -> None:
+        self.port.close_port()
+        self.port.delete()
+
+
+class FrameReceiver:
+    """A JACK-Client MIDI input that keeps (seconds on JACK's frame clock, bytes) of everything that arrives."""
+
+    def __init__(self, jack, name: str):
+        self.client = jack.Client(name, no_start_server=True)
+        self.port = self.client.midi_inports.register("in")
+        self.rate = self.client.samplerate
+        self.got: list[tuple[int, tuple[int, ...]]] = []
+        self.client.set_process_callback(self._process)
+        self.client.activate()
+
+    def _process(self, frames: int) -> None:
+        start = self.client.last_frame_time
+        for offset, data in self.port.incoming_midi_events():
+            self.got.append((start + offset, tuple(bytes(data))))
+
+    def messages(self) -> list[tuple[float, tuple[int, ...]]]:
+        """(seconds on JACK's frame clock, bytes), from the first message on."""
+        first = self.got[0][0] if self.got else 0
+        return [(((frame - first + 2**31) % 2**32 - 2**31) / self.rate, message) for frame, message in list(self.got)]
+
+    def close(self) -> None:
+        self.client.deactivate()
+        self.client.close()
+
+
+def held(messages) -> set[tuple[int, int]]:
+    sounding: set[tuple[int, int]] = set()
+    for _, m in messages:
+        if m[0] & 0xF0 == 0x90 and m[2] > 0:
+            sounding.add((m[0] & 0x0F, m[1]))
+        elif m[0] & 0xF0 in (0x80, 0x90):
+            sounding.discard((m[0] & 0x0F, m[1]))
+        elif m[0] & 0xF0 == 0xB0 and m[1] == 123:
+            sounding = {k for k in sounding if k[0] != m[0] & 0x0F}
+    return sounding
+
+
+def test_notes_land_on_the_clocks_beats_and_follow_a_tempo_change_within_a_beat(jack_server):
+    jack = jack_module()
+    tag = uuid.uuid4().hex[:6]
+    daw, ours = f"daw-{tag}", f"follow-{tag}"
+    sender = ClockSender(daw)
+    master = MasterClock()
+    clock_in = MidiClockIn(daw, master, backend="jack", client_name=f"clock-in-{tag}")
+    midi = JackMidiOut(ours, jack_module=jack)
+    receiver = FrameReceiver(jack, f"receiver-{tag}")
+    receiver.client.connect(f"{daw}:{daw}", receiver.port)
+    receiver.client.connect(midi.port, receiver.port)
+    time.sleep(0.2)  # the graph switches at a later cycle
+    player = Player(Composer(parse_mapping(FOLLOW, "follow.yaml"), seed=3), midi, lambda: EmotionState.fixed("happy"),
+                    master=master)
+    stop = threading.Event()
+    playing = threading.Thread(target=player.run, args=(stop,))
+    playing.start()
+    try:
+        sender.play()
+        time.sleep(0.5)  # a beat after Stop: emobridge has stopped at the next beat
+        messages = receiver.messages()
+    finally:
+        stop.set()
+        playing.join(timeout=5)
+        clock_in.close()
+        midi.close()
+        time.sleep(0.1)
+        everything = receiver.messages()
+        receiver.close()
+        sender.close()
+
+    start = next(i for i, (_, m) in enumerate(messages) if m == (0xFA,))
+    # the clock's beats as every JACK client receives them (each pulse ±1 ms off its grid when sent, then at
+    # the start of the next JACK cycle, as python-rtmidi's port delivers it)
+    pulses = [t for t, m in messages[start:] if m == (0xF8,)]
+    assert len(pulses) == (BEATS_AT_97 + BEATS_AT_123) * 24
+    stopped = next(t for t, m in messages if m == (0xFC,))
+    sixteenths = pulses[::6]  # the clock's own sixteenth-note grid, as it arrived
+    notes = [t for t, m in messages if m[0] & 0xF0 == 0x90 and m[2] > 0]
+    assert notes, "emobridge played nothing"
+
+    def errors(first_beat: int, end_beat: int) -> list[float]:
+        lo, hi = pulses[first_beat * 24] - 0.01, pulses[end_beat * 24] - 0.01 if end_beat * 24 < len(pulses) else stopped
+        return [min(abs(t - s) for s in sixteenths) for t in notes if lo <= t < hi]
+
+    locked_97 = errors(4, BEATS_AT_97)  # after one bar of lock
+    after_change = errors(BEATS_AT_97 + 1, BEATS_AT_97 + BEATS_AT_123)  # one beat after the change
+    print(f"\nnote-on error to the clock's sixteenths: 97 BPM median {statistics.median(locked_97) * 1000:.2f} ms "
+          f"(max {max(locked_97) * 1000:.2f}, {len(locked_97)} notes); after the change to 123 BPM median "
+          f"{statistics.median(after_change) * 1000:.2f} ms (max {max(after_change) * 1000:.2f}, "
+          f"{len(after_change)} notes); {midi.late} notes missed their cycle")
+    assert len(locked_97) >= 8 and len(after_change) >= 8
+    assert statistics.median(locked_97) < 0.002
+    assert statistics.median(after_change) < 0.002
+    # the first note comes on beat 0: the tempo was known before Start
+    assert abs(notes[0] - pulses[0]) < 0.005, f"first note {1000 * (notes[0] - pulses[0]):.1f} ms from beat 0"
+    # Stop: nothing struck after the next beat, and nothing left sounding
+    assert [t for t in notes if t > stopped + 60 / 123 + 0.01] == []
+    assert held(everything) == set()

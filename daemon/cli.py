@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import json
 import logging
 import re
@@ -108,6 +109,7 @@ def run_config_from_args(args: argparse.Namespace) -> RunConfig:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    faulthandler.enable()  # a crash in a C library (a driver, a decoder) prints every thread's stack for the report
     from .live.daemon import Daemon
 
     return Daemon(run_config_from_args(args)).run()

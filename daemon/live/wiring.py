@@ -35,6 +35,7 @@ class RunConfig:
     fps: float | None = None  # camera rate to ask for, a video's rate override, or an image folder's rate (default 10)
     mapping: str | None = None
     model: str | None = None
+    profile: str | None = None  # resting-face profile file (--profile); None: the mapping's profile:, if any
     midi_backend: str = "auto"
     midi_port: str = "emobridge"
     midi_connect: str | None = None
@@ -73,18 +74,24 @@ class Parts:
     control_allow: frozenset[str] | None = None  # None: any host may control
     load_mapping: Callable[[str], Mapping] = load_mapping
     make_osc: Callable[[Sequence[OscTargetSpec]], OscSender] = OscSender
+    profile_path: str | None = None           # where the profile in use came from: a live recalibration saves there
 
 
 def build_parts(config: RunConfig) -> Parts:
     """The real parts for *config*; raises an :class:`~emobridge.errors.EmobridgeError` for a bad option."""
     import cv2
 
+    from ..perception.calibration import load_profile
     from ..perception.emotion import EmotionClassifier
     from ..perception.smoothing import EmotionSmoother
 
     cv2.setNumThreads(1)  # the perception chain is fastest on one thread, and leaves the other cores to the DAW
     mapping = load_mapping(config.mapping)
-    perception = Perception(EmotionClassifier(config.model), smoother=EmotionSmoother(mapping.smoothing),
+    classifier = EmotionClassifier(config.model)
+    profile_path = config.profile or mapping.profile
+    if profile_path:  # a bad or foreign profile stops the start with one line, before any port opens
+        classifier.use_profile(load_profile(profile_path, classifier.identity))
+    perception = Perception(classifier, smoother=EmotionSmoother(mapping.smoothing),
                             follow=config.faces or mapping.faces.follow, max_faces=mapping.faces.max_faces)
     cli_targets = [parse_target(t) for t in config.osc]
     make_osc = functools.partial(OscSender, prefix=config.osc_prefix)
@@ -98,7 +105,8 @@ def build_parts(config: RunConfig) -> Parts:
     return Parts(mapping=mapping, perception=perception, source=source, open_source=reopen, port=port,
                  osc=make_osc(cli_targets + list(mapping.osc)), cli_targets=cli_targets, extras=extras,
                  recorder=recorder, watcher=MappingWatcher(config.mapping), preview=preview,
-                 control_address=control_address, control_allow=control_allow, make_osc=make_osc)
+                 control_address=control_address, control_allow=control_allow, make_osc=make_osc,
+                 profile_path=profile_path)
 
 
 def source_opener(config: RunConfig) -> Callable[[], FrameSource]:

@@ -133,6 +133,7 @@ class Mapping:
     smoothing: SmoothingConfig = SmoothingConfig()  # how the face's emotion is steadied before the music
     osc: tuple[OscTargetSpec, ...] = ()  # OSC targets with their presets, besides any --osc
     faces: FacesConfig = FacesConfig()  # which faces count, and their voices
+    profile: str | None = None          # resting-face profile file, resolved from the mapping's folder; None: none
 
     def tonic_of(self, emotion: str) -> int:
         """The key an emotion plays in: its own ``key`` if it has one, else the mapping's."""

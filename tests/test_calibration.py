@@ -170,3 +170,28 @@ def test_the_control_address_recalibrates_a_running_daemon(jack_server, tmp_path
         daemon.terminate()
         _, err = daemon.communicate(timeout=20)
     assert "recalibrated: the resting face reads neutral" in err
+
+
+def test_a_mapping_saved_with_another_profile_switches_it_and_a_bad_one_keeps_the_old(tmp_path, caplog):
+    from show import classifier as shared_classifier, offline_show, play
+
+    from face_clips import Placed, face_patch, frame_with
+
+    frames = [frame_with([Placed(face_patch(HOPPER_NEUTRAL), 200, 100)])]
+    model = shared_classifier()
+    mine = fit_profile(readings(SAD, 0.45, neutral=0.2), model.identity, "me")
+    mine.save(tmp_path / "me.json")
+    (tmp_path / "broken.json").write_text("{not json")
+    path = tmp_path / "mapping.yaml"
+    path.write_text("profile: null\n")
+    seen: dict[str, object] = {}
+    show = offline_show(frames, mapping=str(path))
+    try:
+        play(show, 9.0, at={2.0: lambda: path.write_text("profile: me.json\n"),  # relative to the mapping's folder
+                            5.0: lambda: seen.update(first=model.profile),
+                            5.5: lambda: path.write_text("profile: broken.json\n")})
+        assert seen["first"] is not None and seen["first"].offsets == pytest.approx(mine.offsets, abs=1e-5)
+        assert model.profile is seen["first"], "the bad profile replaced the good one"
+        assert "profile not changed" in caplog.text and "broken.json" in caplog.text
+    finally:
+        model.use_profile(None)  # the classifier is shared with the other show tests

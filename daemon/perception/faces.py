@@ -163,8 +163,8 @@ class FaceDetector:
 WINDOW = 24            # the frontal cascade's window, px
 SCALE_STEP = 1.1       # between cascade scales, as FaceDetector searches
 BAND_SCALES = 4        # cascade scales per size band of a spread search
-JOB_BUDGET = 80_000    # window positions one search job may visit (~2 ms on one core here)
-ROW_OVERLAP = 1.5      # rows bands overlap by this many of their largest faces: a face near a band edge is in two
+JOB_BUDGET = 80_000    # window positions one search job may visit (~1-2.5 ms on one core here; a face in it costs more)
+ROW_OVERLAP = 1.5      # row bands overlap by this many of their largest faces: a face near a band edge is in two
 
 
 @dataclass(frozen=True)
@@ -186,7 +186,7 @@ def plan_search(width: int, height: int, min_face: int = 40, budget: int = JOB_B
     scales while it stays within *budget* (BAND_SCALES at least), and searches one scale either
     side as well, so a face on a band's edge still collects the neighbouring hits
     ``minNeighbors`` asks for. A band costing more than *budget* is cut into bands of rows that
-    overlap by its largest face. Nothing is downscaled beyond what the cascade itself does, so
+    overlap by ROW_OVERLAP of its largest face. Nothing is downscaled beyond what the cascade itself does, so
     the jobs together find what a full-resolution search finds.
     """
     windows = []
@@ -227,6 +227,9 @@ class SpreadSearch:
     size it first sees (and made again if the size changes).
     """
 
+    # minNeighbors 4, one less than FaceDetector's 5: a slice is sampled on a grid of its own, so a face on
+    # the cascade's edge collects a hit or two fewer there; the tracker confirms every slice's face with its
+    # local search before following it, which keeps out the extra false faces this lets through.
     def __init__(self, cascade: cv2.CascadeClassifier, min_face: int = 40, budget: int = JOB_BUDGET,
                  min_neighbors: int = 4) -> None:
         self._cascade = cascade

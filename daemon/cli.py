@@ -29,6 +29,7 @@ log = logging.getLogger("emobridge")
 def add_output_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mapping", help="YAML mapping file or preset name (default, ambient, driving, …); hot-reloaded when saved")
     p.add_argument("--model", help="ONNX emotion model (default: the bundled model)")
+    add_profile_option(p)
     p.add_argument("--midi-backend", default="auto",
                    help="alsa, jack, coremidi or winmm (default: auto); jack-native: a JACK port that places every "
                         "message at its exact frame (pip install 'emobridge[jack]')")
@@ -59,6 +60,22 @@ def add_output_options(p: argparse.ArgumentParser) -> None:
                         "(default: the mapping's faces.follow, largest)")
     p.add_argument("--preview", action="store_true",
                    help="open a window with the picture, face boxes, emotion and tempo/mode (default: headless)")
+
+
+def add_profile_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--profile", metavar="FILE",
+                   help="resting-face profile from 'emobridge calibrate': corrects the model's bias for this face")
+
+
+def load_classifier(args: argparse.Namespace):  # -> EmotionClassifier (imported late: --help stays quick)
+    """The emotion model of --model, with the --profile correction if one was given."""
+    from .perception.calibration import load_profile
+    from .perception.emotion import EmotionClassifier
+
+    classifier = EmotionClassifier(args.model)
+    if getattr(args, "profile", None):
+        classifier.use_profile(load_profile(args.profile, classifier.identity))
+    return classifier
 
 
 def parse_camera(text: str) -> int | str:
@@ -104,7 +121,7 @@ def run_config_from_args(args: argparse.Namespace) -> RunConfig:
                      control_allow=args.control_allow,
                      link=args.link, midi_clock=args.midi_clock, speed=args.speed, record=args.record,
                      follow=args.follow, clock_in=args.clock_in,
-                     seed=args.seed, preview=args.preview, faces=args.faces,
+                     seed=args.seed, preview=args.preview, faces=args.faces, profile=args.profile,
                      stop_at_end=getattr(args, "stop_at_end", False))
 
 
@@ -221,10 +238,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     import numpy as np
 
     from .tools.datasets import load_split
-    from .perception.emotion import EmotionClassifier
     from .tools.metrics import evaluate
 
-    classifier = EmotionClassifier(args.model)
+    classifier = load_classifier(args)
     faces = load_split(args.dir, "val")
     probs = np.concatenate([classifier.probabilities(faces.images[i:i + 256]) for i in range(0, len(faces), 256)])
     report = evaluate(faces.labels, probs.argmax(1))
@@ -235,10 +251,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_classify(args: argparse.Namespace) -> int:
     import cv2
 
-    from .perception.emotion import EmotionClassifier
     from .perception.faces import FaceDetector, crop_face
 
-    classifier = EmotionClassifier(args.model)
+    classifier = load_classifier(args)
     detector = FaceDetector()
     size = classifier.input_size
     results = []
@@ -266,6 +281,22 @@ def cmd_classify(args: argparse.Namespace) -> int:
         else:
             probs = "  ".join(f"{e} {p:.2f}" for e, p in r["probs"].items())
             print(f"{r['image']}: {r['label']}  ({probs})")
+    return 0
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from .perception.emotion import EmotionClassifier
+    from .perception.sources import open_source
+    from .tools.calibrate import calibrate, describe
+
+    classifier = EmotionClassifier(args.model)
+    camera = None if (args.video or args.images) else args.camera
+    with open_source(camera=camera, video=args.video, images=args.images, fps=args.fps) as source:
+        if camera is not None:
+            print(f"look at the camera with a calm, resting face for {args.seconds:g} s...", file=sys.stderr)
+        profile = calibrate(source, classifier, args.seconds)
+    profile.save(args.out)
+    print(f"wrote {args.out}: {describe(profile)}")
     return 0
 
 
@@ -404,14 +435,29 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("dir", help="DIR/<class>/*.jpg, DIR/val/<class>/*.jpg (or test/, PublicTest/), "
                                 "or fer2013.csv (its PublicTest rows)")
     ev.add_argument("--model", help="ONNX model (default: the bundled one)")
+    add_profile_option(ev)
     ev.add_argument("--json", action="store_true", help="print one JSON object")
     ev.set_defaults(func=cmd_eval)
 
     cl = sub.add_parser("classify", help="the seven emotion probabilities of images")
     cl.add_argument("images", nargs="+")
     cl.add_argument("--model", help="ONNX model (default: the bundled one)")
+    add_profile_option(cl)
     cl.add_argument("--json", action="store_true", help="one JSON object per image")
     cl.set_defaults(func=cmd_classify)
+
+    cal = sub.add_parser("calibrate", help="record your resting face into a profile for --profile")
+    cal_source = cal.add_mutually_exclusive_group()
+    cal_source.add_argument("--camera", type=parse_camera, default=0, metavar="N|PATH|NAME",
+                            help="camera index, device path or name (default: 0)")
+    cal_source.add_argument("--video", help="a video of the resting face instead of the camera")
+    cal_source.add_argument("--images", help="a folder of pictures of the resting face instead of the camera")
+    cal.add_argument("--seconds", type=float, default=5.0, help="seconds recorded (default: %(default)s)")
+    cal.add_argument("--fps", type=parse_fps, metavar="N", help="camera rate, or images a second of a folder "
+                                                               "(default: the camera's, 10)")
+    cal.add_argument("--model", help="ONNX emotion model the profile is for (default: the bundled one)")
+    cal.add_argument("--out", default="emobridge-profile.json", help="profile file to write (default: %(default)s)")
+    cal.set_defaults(func=cmd_calibrate)
 
     learn = sub.add_parser("learn", help="sweep one CC slowly so your DAW's MIDI-learn picks it up")
     learn.add_argument("--cc", type=int, required=True, help="controller number 0-119")

@@ -79,3 +79,7 @@ class PreviewError(EmobridgeError):
 
 class LearnError(EmobridgeError, ValueError):
     """A learn request that cannot be sent; one line the user can act on."""
+
+
+class ProfileError(EmobridgeError, ValueError):
+    """A resting-face profile that cannot be used: unreadable, damaged, or made for another model."""

@@ -52,6 +52,9 @@ class Recorder:
     def panic(self) -> None:
         self._add("panic")
 
+    def calibrate(self, seconds) -> None:
+        self._add("calibrate", seconds)
+
     def snapshot(self) -> list[tuple]:
         with self.lock:
             return list(self.calls)
@@ -100,6 +103,17 @@ def test_every_command_reaches_the_handler(served):
         ("volume", 0.5), ("volume", 1.0), ("volume", 2.0), ("volume", 0.0),
         ("panic",), ("panic",),
     ]
+
+
+def test_calibrate_takes_a_press_or_seconds(served):
+    server, handler, client = served
+    sends = [[], [1], [True], [0], [3.0], [0.1], [600.0]]
+    for args in sends:
+        client.send_message(f"{P}/calibrate", args)
+    client.send_message(f"{P}/calibrate", ["soon"])  # refused, logged
+    settle(server, len(sends) + 1)
+    assert handler.snapshot() == [("calibrate", 5.0), ("calibrate", 5.0), ("calibrate", 5.0),
+                                  ("calibrate", 3.0), ("calibrate", 0.5), ("calibrate", 60.0)]
 
 
 def test_button_releases_do_nothing(served):

@@ -315,7 +315,6 @@ def test_the_whole_daemon_follows_a_daws_clock_and_waits_for_it_without_a_stall_
 
 
 def test_after_a_silent_clock_the_grid_is_fitted_afresh_and_the_music_comes_in_at_the_next_bar():
-    marks = {}
 
     def script(daw):
         daw.run(100.0, 48)

@@ -15,6 +15,9 @@ address: anyone who can reach the port can pause the music) and calls a
     /emobridge/control/mapping           s preset or path     switch mapping (a preset name or a YAML file)
     /emobridge/control/volume            f 0..2               master volume: scales every velocity (1 = as mapped)
     /emobridge/control/panic             none, or 1           all notes off on every channel
+    /emobridge/control/calibrate         none or 1; f secs    take the next 5 s (or the seconds given, 0.5-60) of
+                                                              the face as its resting face: a new profile, in use
+                                                              from the frame after; saved to --profile FILE if given
 
 Emotions are the seven of :data:`emobridge.labels.EMOTIONS` (case does not matter). A
 trigger's numeric argument follows push buttons: a press (non-zero) acts, a release (0) is
@@ -66,7 +69,11 @@ class ControlHandler(Protocol):
     def set_mapping(self, name_or_path: str) -> None: ...
     def set_volume(self, scale: float) -> None: ...  # 0..2, already clamped
     def panic(self) -> None: ...
+    def calibrate(self, seconds: float) -> None: ...  # 0.5..60, already checked
 
+
+CALIBRATE_SECONDS = 5.0
+CALIBRATE_RANGE = (0.5, 60.0)
 
 LOOPBACK = frozenset({"127.0.0.1", "::1", "::ffff:127.0.0.1"})
 
@@ -215,7 +222,7 @@ class ControlServer:
         self.commands: dict[str, Callable[[tuple], None]] = {
             "pause": self._pause, "resume": self._resume, "playing": self._playing,
             "force": self._force, "release": self._release, "mapping": self._mapping,
-            "volume": self._volume, "panic": self._panic,
+            "volume": self._volume, "panic": self._panic, "calibrate": self._calibrate,
         }
         self.commands.update({f"force/{name}": self._force_one(name) for name in EMOTIONS})
         self.warn_unknown = LogLimiter(log, log_interval)
@@ -348,6 +355,15 @@ class ControlServer:
         if _pressed(args):
             self._note("panic", "remote: panic")
             self.handler.panic()
+
+    def _calibrate(self, args: tuple) -> None:
+        if not _pressed(args):
+            return
+        value = float(args[0]) if args else 1.0
+        low, high = CALIBRATE_RANGE
+        seconds = CALIBRATE_SECONDS if value == 1.0 else min(high, max(low, value))  # 1: a button's press
+        self._note("calibrate", "remote: calibrate on the next %.1f s of the face", seconds)
+        self.handler.calibrate(seconds)
 
 
 def _host(client: tuple[str, int] | Any) -> str:

@@ -20,6 +20,7 @@ emotion), the next frame (smoothing, faces, CCs), the next tick of the main loop
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import os
 import queue
@@ -30,12 +31,13 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ..errors import MappingError
+from ..errors import MappingError, ProfileError
 from ..labels import EMOTIONS
 from ..log import LogLimiter
 from ..mapping import Mapping, MappingWatcher
 from ..music.composer import Composer
 from ..music.params import Bar
+from ..perception.calibration import Profile
 from ..state import EmotionState
 from .conductor import Conductor
 from .control import ControlServer
@@ -81,7 +83,8 @@ class Daemon:
         self.fanout = Fanout(parts.osc, parts.extras, parts.recorder, config.speed)
         self.conductor = Conductor(Composer(parts.mapping, seed=config.seed))
         settings = PerceptionSettings(max_rate=config.max_rate, fast=config.fast, stop_at_end=config.stop_at_end,
-                                      faces=config.faces, preview=parts.preview is not None)
+                                      faces=config.faces, preview=parts.preview is not None,
+                                      profile_fixed=config.profile is not None, profile=parts.profile_path)
         self.perceiver = PerceptionLoop(parts.perception, parts.source, parts.open_source, self.fanout, parts.port,
                                         parts.mapping, self.clock, self.music_state, self.current_bar, settings)
         self.player = Player(self.conductor, parts.port, self.music_state, on_bar=self._bar_started,
@@ -355,6 +358,28 @@ class Daemon:
 
     def set_volume(self, scale: float) -> None:
         self.player.velocity_scale = max(0.0, min(2.0, scale))
+
+    def calibrate(self, seconds: float) -> None:
+        """Take the next *seconds* of the face as the resting face; the perception thread fits and applies it."""
+        self.perceiver.perception.request_calibration(seconds, self._calibrated)
+
+    def _calibrated(self, profile: Profile | None, problem: str | None) -> None:
+        """On the perception thread when a recalibration ends: log it; the main thread saves the file."""
+        if profile is None:
+            log.warning("recalibration failed, the previous profile stays in use: %s", problem)
+            return
+        log.info("recalibrated: the resting face reads neutral %.0f%% → %.0f%% (%d frames)",
+                 100 * profile.neutral_before, 100 * profile.neutral_after, profile.frames)
+        path = self.perceiver.settings.profile
+        if path:
+            self.requests.put(functools.partial(self._save_profile, profile, path))
+
+    def _save_profile(self, profile: Profile, path: str) -> None:
+        try:
+            profile.save(path)
+            log.info("profile saved to %s", path)
+        except ProfileError as error:
+            log.error("%s; the new profile is in use until the daemon stops", error)
 
     def panic(self) -> None:
         self.parts.port.panic(set(range(16)))  # the port is thread-safe, and a panic cannot wait for a bar

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import SourceError
+from ..errors import ProfileError, SourceError
 from ..log import LogLimiter
 from ..mapping import Mapping
 from ..music.controls import ControlMapper
@@ -44,6 +44,8 @@ class PerceptionSettings:
     stop_at_end: bool = False  # a file that ends stops the show (else it is a lost camera, retried)
     faces: str | None = None  # --faces: overrides the mapping's faces.follow
     preview: bool = False  # build a picture for the preview window at each frame
+    profile_fixed: bool = False  # --profile was given: the mapping's profile: is not followed
+    profile: str | None = None  # the profile file in use (from --profile or the mapping)
 
 
 class PerceptionLoop:
@@ -184,9 +186,24 @@ class PerceptionLoop:
             self.controls.set_controls(wanted)
             self.perception.set_smoothing(wanted.smoothing)
             self.perception.configure(self.settings.faces or wanted.faces.follow, wanted.faces.max_faces)
+            if not self.settings.profile_fixed and wanted.profile != self.settings.profile:
+                self._switch_profile(wanted.profile)
         if self._reset_controls:
             self._reset_controls = False
             self.controls.reset()
+
+    def _switch_profile(self, path: str | None) -> None:
+        """The mapping names another profile: use it from this frame, or keep the old one if it is bad."""
+        from ..perception.calibration import load_profile
+
+        try:
+            profile = None if path is None else load_profile(path, self.perception.classifier.identity)
+        except ProfileError as error:
+            log.error("profile not changed, the previous one stays in use: %s", error)
+            return
+        self.perception.request_profile(profile)
+        self.settings.profile = path
+        log.info("resting-face profile: %s", path or "none")
 
     def _publish(self, state: EmotionState) -> None:
         self.latest = state

@@ -36,6 +36,7 @@ class RunConfig:
     fps: float | None = None  # camera rate to ask for, a video's rate override, or an image folder's rate (default 10)
     mapping: str | None = None
     model: str | None = None
+    profile: str | None = None  # resting-face profile file (--profile); None: the mapping's profile:, if any
     midi_backend: str = "auto"
     midi_port: str = "emobridge"
     midi_connect: str | None = None
@@ -78,18 +79,24 @@ class Parts:
     make_osc: Callable[[Sequence[OscTargetSpec]], OscSender] = OscSender
     master: MasterClock | None = None         # tempo: follow: the DAW's beat grid the player plays on
     clock_in: Any = None                      # outputs.clock_in.MidiClockIn feeding it (closed at the end)
+    profile_path: str | None = None           # where the profile in use came from: a live recalibration saves there
 
 
 def build_parts(config: RunConfig) -> Parts:
     """The real parts for *config*; raises an :class:`~emobridge.errors.EmobridgeError` for a bad option."""
     import cv2
 
+    from ..perception.calibration import load_profile
     from ..perception.emotion import EmotionClassifier
     from ..perception.smoothing import EmotionSmoother
 
     cv2.setNumThreads(1)  # the perception chain is fastest on one thread, and leaves the other cores to the DAW
     mapping = load_mapping(config.mapping)
-    perception = Perception(EmotionClassifier(config.model), smoother=EmotionSmoother(mapping.smoothing),
+    classifier = EmotionClassifier(config.model)
+    profile_path = config.profile or mapping.profile
+    if profile_path:  # a bad or foreign profile stops the start with one line, before any port opens
+        classifier.use_profile(load_profile(profile_path, classifier.identity))
+    perception = Perception(classifier, smoother=EmotionSmoother(mapping.smoothing),
                             follow=config.faces or mapping.faces.follow, max_faces=mapping.faces.max_faces)
     cli_targets = [parse_target(t) for t in config.osc]
     follow = follow_source(config, mapping)
@@ -113,7 +120,7 @@ def build_parts(config: RunConfig) -> Parts:
                  osc=make_osc(cli_targets + list(mapping.osc), daw=mapping.daw), cli_targets=cli_targets, extras=extras,
                  recorder=recorder, watcher=MappingWatcher(config.mapping), preview=preview,
                  control_address=control_address, control_allow=control_allow, make_osc=make_osc,
-                 master=master, clock_in=clock_in)
+                 master=master, clock_in=clock_in, profile_path=profile_path)
 
 
 FOLLOW_SOURCES = ("midi", "link", "link-transport", "abletonosc")  # where tempo: follow takes the leader's beat from

@@ -81,6 +81,14 @@ class Note:
 
 
 @dataclass(frozen=True)
+class FilePath:
+    """A file named by a path (relative paths count from the mapping file's folder); the model keeps the text."""
+
+    what: str  # the file, for error messages: "a profile file from 'emobridge calibrate'"
+    longest: int = 4096
+
+
+@dataclass(frozen=True)
 class Numeral:
     """A roman numeral chord (theory.parse_roman); the model keeps the text."""
 
@@ -127,7 +135,8 @@ class OscTargets:
     most: int
 
 
-Kind = Union[Number, Integer, Choice, Boolean, Pair, Note, Numeral, ListOf, Table, Named, Entries, OscTargets]
+Kind = Union[Number, Integer, Choice, Boolean, Pair, Note, Numeral, FilePath, ListOf, Table, Named, Entries,
+             OscTargets]
 
 
 # --- keys and sections ---
@@ -365,6 +374,9 @@ TOP = Section(Mapping, (
     Key("faces", Table(FACES), "which faces the music follows, and with each, their voices"),
     Key("daw", Table(DAW), "what the abletonosc and reaper targets do beyond tempo: transport, key, launching, "
         "markers, mixer and device parameters"),
+    # A performer's resting-face correction travels with their mapping; --profile FILE overrides it.
+    Key("profile", FilePath("a profile file from 'emobridge calibrate'"),
+        "the performer's resting-face profile; null: none (the model reads faces as it is)", nullable=True),
 ))
 
 

@@ -207,6 +207,7 @@ class Mapping:
     faces: FacesConfig = FacesConfig()  # which faces count, and their voices
     daw: DawConfig = DawConfig()  # scenes, clips, regions, markers, key and parameters in Live or Reaper
     tempo: str = "lead"  # a name in TEMPO_MODES: lead (arousal sets the BPM) or follow (the DAW's clock does)
+    profile: str | None = None          # resting-face profile file, resolved from the mapping's folder; None: none
 
     def tonic_of(self, emotion: str) -> int:
         """The key an emotion plays in: its own ``key`` if it has one, else the mapping's."""

@@ -13,6 +13,7 @@ import dataclasses
 import importlib.resources
 import re
 import reprlib
+from pathlib import Path
 from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
@@ -22,7 +23,7 @@ import yaml
 from ..errors import MappingError
 from ..theory import ROMAN_HELP, check_numeral, parse_note_name
 from .describe import plain_number
-from .keys import (TOP, Boolean, Choice, Entries, Integer, Key, Kind, ListOf, Named, Note, Number, Numeral,
+from .keys import (TOP, Boolean, Choice, Entries, FilePath, Integer, Key, Kind, ListOf, Named, Note, Number, Numeral,
                    OscTargets, Pair, Section, Table)
 from .model import DEFAULT_SOURCE, EmotionStyle, FacesConfig, LaunchItem, Mapping, PartConfig
 from .osc_targets import targets_from_yaml
@@ -240,6 +241,8 @@ def _allowed_values(kind: Kind, beats: int) -> str:
             return NOTE_ALLOWED
         case Numeral():
             return ROMAN_HELP
+        case FilePath(what=what, longest=longest):
+            return f"{what}: a path of 1 to {longest} characters"
         case ListOf(item=item, most=most, what=what, fewest=fewest):
             return f"a list of {fewest} to {most} {what}, each {_allowed_values(item, beats)}"
     raise TypeError(f"no words for {kind!r}")  # a table's errors list its keys instead
@@ -322,9 +325,20 @@ class _Builder:
                 return self.tonic(raw, path, allowed)
             case Numeral():
                 return self.numeral(raw, path, allowed)
+            case FilePath(longest=longest):
+                return self.file_path(raw, path, longest, allowed)
             case ListOf():
                 return self.items(raw, path, kind, allowed)
         raise TypeError(f"no check for {kind!r}")
+
+    def file_path(self, raw: Any, path: str, longest: int, allowed: str) -> str:
+        """A path as text, resolved against the mapping file's folder when relative."""
+        if not isinstance(raw, str) or not raw.strip() or len(raw) > longest or "\0" in raw:
+            raise self.fail(path, f"expected a file path, got {_show(raw)}", allowed)
+        name = Path(raw).expanduser()
+        if not name.is_absolute() and Path(self.source).is_file():
+            name = Path(self.source).resolve().parent / name
+        return str(name)
 
     def named(self, raw: Any, path: str, kind: Named) -> Any:
         names = tuple(kind.sections)

@@ -353,7 +353,6 @@ def _pattern(family: str, params: MusicParams, context: BarContext, start: float
              voicing: tuple[int, ...]) -> list[tuple[float, tuple[int, ...]]]:
     """(onset, pitches struck) of one chord pattern over ``start..end`` beats."""
     span = end - start
-    busy = params.notes_per_bar >= 6
     if family == "held":
         return [(start, voicing)]
     if family == "arpeggio":

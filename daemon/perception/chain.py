@@ -17,12 +17,16 @@ Which faces count is the ``follow`` setting (the mapping's ``faces:``):
 
 from __future__ import annotations
 
+import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 
+from ..errors import ProfileError
+from .calibration import Profile, fit_profile
 from .emotion import EmotionClassifier, EmotionReading
 from .faces import FaceBox, FaceTracker, MultiFaceTracker, TrackedFace, crop_face, to_grey
 from ..labels import FOLLOW_MODES
@@ -30,6 +34,7 @@ from .smoothing import EmotionSmoother, SmoothingConfig
 from ..state import EmotionState
 
 STAGES: tuple[str, ...] = ("detect", "crop", "classify", "smooth")
+log = logging.getLogger("emobridge")
 
 
 class Detector(Protocol):
@@ -61,6 +66,19 @@ class FrameResult:
         return {face.slot: face.state for face in self.faces if face.slot is not None and face.state is not None}
 
 
+CalibrationDone = Callable[[Profile | None, str | None], None]
+
+
+@dataclass
+class _Calibration:
+    until: float  # frame time at which the recording ends
+    done: CalibrationDone
+    readings: list[np.ndarray] = None  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        self.readings = []
+
+
 class Perception:
     """detector: anything with ``detect(image) -> list[FaceBox]`` (largest/tracked face first);
     default a fresh :class:`FaceTracker` (``largest``) or :class:`MultiFaceTracker`. A plain
@@ -76,6 +94,56 @@ class Perception:
         self.detector: Detector = FaceTracker()
         self.configure(follow, max_faces)
         self._apply_configuration(detector)
+        self._wanted_profile: tuple[Profile | None] | None = None  # (profile,) asked for, applied at the next frame
+        self._wanted_calibration: tuple[float, CalibrationDone] | None = None
+        self._calibration: _Calibration | None = None
+
+    # --- resting-face profile: requested from any thread, applied by the perception thread ---------
+    def request_profile(self, profile: Profile | None) -> None:
+        """Correct readings with *profile* (None: none) from the next frame on."""
+        self._wanted_profile = (profile,)
+
+    def request_calibration(self, seconds: float, done: CalibrationDone) -> None:
+        """Record the next *seconds* of the main face as its resting face and fit a profile to it.
+
+        At the end the new profile is in use (from that frame on) and ``done(profile, None)`` is
+        called on the perception thread; with too few faces the old profile stays and
+        ``done(None, reason)`` says why.
+        """
+        self._wanted_calibration = (seconds, done)
+
+    def _apply_requests(self, now: float) -> None:
+        wanted, self._wanted_profile = self._wanted_profile, None
+        if wanted is not None:
+            try:
+                self.classifier.use_profile(wanted[0])
+            except ProfileError as error:  # mid-show: the profile in use stays
+                log.error("profile not changed, the previous one stays in use: %s", error)
+        calibration, self._wanted_calibration = self._wanted_calibration, None
+        if calibration is not None:
+            self._calibration = _Calibration(now + calibration[0], calibration[1])
+
+    def _record_resting(self, crop: np.ndarray, reading: EmotionReading) -> None:
+        """While calibrating: keep the model's own reading of the main face."""
+        if self._calibration is None:
+            return
+        profile = getattr(self.classifier, "profile", None)
+        raw = reading.probs if profile is None else self.classifier.raw_probabilities(crop[None])[0]
+        self._calibration.readings.append(np.asarray(raw, dtype=np.float64))
+
+    def _finish_calibration(self, now: float) -> None:
+        calibration = self._calibration
+        if calibration is None or now < calibration.until:
+            return
+        self._calibration = None
+        try:
+            profile = fit_profile(np.array(calibration.readings).reshape(-1, 7), self.classifier.identity,
+                                  source="recalibrated live")
+        except ProfileError as error:
+            calibration.done(None, str(error))
+            return
+        self.classifier.use_profile(profile)
+        calibration.done(profile, None)
 
     def configure(self, follow: str, max_faces: int) -> None:
         """Change which faces count (a mapping reload, from any thread): it takes effect at the next
@@ -107,6 +175,7 @@ class Perception:
         into it under :data:`STAGES` ("crop" and "classify" are 0 when no face was found).
         """
         self._apply_configuration()
+        self._apply_requests(now)
         clock = time.perf_counter
         t0 = clock()
         tracked = self._find(image)
@@ -119,6 +188,8 @@ class Perception:
             t2 = clock()
             for face, crop in zip(fresh, crops):
                 self._readings[face.id] = self.classifier.classify(crop)
+                if face is tracked[0]:
+                    self._record_resting(crop, self._readings[face.id])
             # A held face (missed for a frame or two) is not classified: its box may show the
             # background by now, so it keeps its last reading.
             readings = [self._readings[face.id] for face in tracked]
@@ -131,6 +202,7 @@ class Perception:
         else:
             state = self.smoother.update(None, now)
         faces = self._faces(tracked, readings, now)
+        self._finish_calibration(now)
         if timings is not None:
             timings.update(detect=t1 - t0, crop=t2 - t1, classify=t3 - t2, smooth=clock() - t3)
         first = faces[0] if faces else None
@@ -161,6 +233,8 @@ class Perception:
     def lost(self, now: float) -> EmotionState:
         """No frame at all (camera gone): the smoother follows the no-face policy, as for a lost face."""
         self._apply_configuration()
+        self._apply_requests(now)
+        self._finish_calibration(now)
         reset = getattr(self.detector, "reset", None)
         if reset is not None:
             reset()  # the face may be anywhere when frames come back

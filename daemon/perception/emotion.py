@@ -14,6 +14,7 @@ import numpy as np
 import onnxruntime as ort
 
 from ..labels import EMOTIONS
+from .calibration import Profile, model_identity
 from .model_info import ModelInfo
 from ..errors import ModelError
 
@@ -47,9 +48,14 @@ def default_model_path() -> Path:
 
 
 class EmotionClassifier:
-    """Runs the emotion model on faces; one onnxruntime thread by default so the DAW keeps the rest."""
+    """Runs the emotion model on faces; one onnxruntime thread by default so the DAW keeps the rest.
 
-    def __init__(self, model_path: str | Path | None = None, threads: int = 1):
+    profile: a performer's resting-face correction (:mod:`.calibration`), applied to every
+    reading; None reads the model as it is. Set it with :meth:`use_profile` from the thread that
+    classifies (the perception thread owns the classifier).
+    """
+
+    def __init__(self, model_path: str | Path | None = None, threads: int = 1, profile: Profile | None = None):
         path = Path(model_path) if model_path else default_model_path()
         if not path.is_file():
             raise ModelError(f"emotion model {path} not found: reinstall emobridge or pass --model FILE.onnx")
@@ -72,6 +78,25 @@ class EmotionClassifier:
         self.input_name = self.session.get_inputs()[0].name
         # model output column for each class in EMOTIONS order
         self.order = np.array([self.info.classes.index(name) for name in EMOTIONS])
+        self._identity: str | None = None
+        self.profile: Profile | None = None
+        self.use_profile(profile)
+
+    @property
+    def identity(self) -> str:
+        """The SHA-256 of the model file, which a profile must name."""
+        if self._identity is None:
+            self._identity = model_identity(self.path)
+        return self._identity
+
+    def use_profile(self, profile: Profile | None) -> None:
+        """Correct readings with *profile* from now on (None: uncorrected); refuses another model's."""
+        if profile is not None and profile.model != self.identity:
+            from ..errors import ProfileError
+
+            raise ProfileError(f"profile for model {profile.model[:12]}… does not fit the emotion model "
+                               f"{self.path.name} ({self.identity[:12]}…): calibrate again with this model")
+        self.profile = profile
 
     @property
     def input_size(self) -> int:
@@ -81,10 +106,18 @@ class EmotionClassifier:
         """uint8 N×S×S faces → the model's normalised float N×1×S×S input."""
         return normalise(faces, self.info)
 
-    def probabilities(self, faces: np.ndarray) -> np.ndarray:
-        """Probabilities (N×7, :data:`EMOTIONS` order) for a batch of uint8 faces."""
+    def raw_probabilities(self, faces: np.ndarray) -> np.ndarray:
+        """The model's own probabilities (N×7, :data:`EMOTIONS` order) for a batch of uint8 faces: no profile."""
         out = self.session.run(None, {self.input_name: self.prepare(faces)})[0]
         return out[:, self.order]
+
+    def corrected(self, probs: np.ndarray) -> np.ndarray:
+        """Raw probabilities as the profile in use corrects them (unchanged without one)."""
+        return probs if self.profile is None else self.profile.apply(probs)
+
+    def probabilities(self, faces: np.ndarray) -> np.ndarray:
+        """Probabilities (N×7, :data:`EMOTIONS` order) for a batch of uint8 faces, corrected by the profile."""
+        return self.corrected(self.raw_probabilities(faces))
 
     def classify(self, face: np.ndarray) -> EmotionReading:
         """One uint8 face of the model's input size."""

@@ -9,6 +9,7 @@ cropped as-is looks like a FER2013 image.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -159,6 +160,120 @@ class FaceDetector:
         return largest_face(self.detect(image_bgr))
 
 
+WINDOW = 24            # the frontal cascade's window, px
+SCALE_STEP = 1.1       # between cascade scales, as FaceDetector searches
+BAND_SCALES = 4        # cascade scales per size band of a spread search
+JOB_BUDGET = 80_000    # window positions one search job may visit (~1-2.5 ms on one core here; a face in it costs more)
+ROW_OVERLAP = 1.5      # row bands overlap by this many of their largest faces: a face near a band edge is in two
+
+
+@dataclass(frozen=True)
+class SearchJob:
+    """One slice of a whole-frame search: faces *lo*..*hi* px wide in rows *y0*..*y1* of the full frame."""
+
+    lo: int
+    hi: int
+    y0: int
+    y1: int
+
+
+def plan_search(width: int, height: int, min_face: int = 40, budget: int = JOB_BUDGET) -> list[SearchJob]:
+    """The whole-frame search at full resolution, cut into jobs of about *budget* window positions.
+
+    The cascade's scales (24 px × 1.1^k, as FaceDetector uses) are taken in bands, largest faces
+    first: large faces are cheap to look for, so the first job covers every face from about a
+    sixth of the frame up and a performer at the camera is found on the first frame. A band takes
+    scales while it stays within *budget* (BAND_SCALES at least), and searches one scale either
+    side as well, so a face on a band's edge still collects the neighbouring hits
+    ``minNeighbors`` asks for. A band costing more than *budget* is cut into bands of rows that
+    overlap by ROW_OVERLAP of its largest face. Nothing is downscaled beyond what the cascade itself does, so
+    the jobs together find what a full-resolution search finds.
+    """
+    windows = []
+    k = 0
+    while True:
+        w = round(WINDOW * SCALE_STEP ** k)
+        if w > min(width, height):
+            break
+        if w >= min_face:
+            windows.append(w)
+        k += 1
+
+    def cost(first: int, last: int) -> float:  # window positions for scales first..last, one more each side
+        return sum(width * height / (w / WINDOW) ** 2 for w in windows[max(0, first - 1):last + 2])
+
+    jobs: list[SearchJob] = []
+    last = len(windows) - 1
+    while last >= 0:
+        first = last
+        while first > 0 and (last - first + 1 < BAND_SCALES or cost(first - 1, last) <= budget):
+            first -= 1
+        lo, hi = windows[max(0, first - 1)], windows[min(len(windows) - 1, last + 1)]
+        rows = max(1, math.ceil(cost(first, last) / budget))
+        step = height / rows
+        for r in range(rows):
+            y0 = round(r * step)
+            y1 = height if r == rows - 1 else min(height, round((r + 1) * step + ROW_OVERLAP * hi))
+            jobs.append(SearchJob(lo, hi, y0, y1))
+        last = first - 1
+    return jobs
+
+
+class SpreadSearch:
+    """A whole-frame, full-resolution face search spread over frames: one :class:`SearchJob` a call.
+
+    ``step`` searches the next slice of the current frame and returns the faces it found (full-frame
+    boxes, largest first); a whole search takes ``len(jobs)`` calls. The plan is made for the frame
+    size it first sees (and made again if the size changes).
+    """
+
+    # minNeighbors 4, one less than FaceDetector's 5: a slice is sampled on a grid of its own, so a face on
+    # the cascade's edge collects a hit or two fewer there; the tracker confirms every slice's face with its
+    # local search before following it, which keeps out the extra false faces this lets through.
+    def __init__(self, cascade: cv2.CascadeClassifier, min_face: int = 40, budget: int = JOB_BUDGET,
+                 min_neighbors: int = 4) -> None:
+        self._cascade = cascade
+        self.min_face = min_face
+        self.budget = budget
+        self.min_neighbors = min_neighbors
+        self.jobs: list[SearchJob] = []
+        self._size: tuple[int, int] | None = None
+        self.cursor = 0
+
+    def restart(self) -> None:
+        """Begin again with the first job (the largest faces)."""
+        self.cursor = 0
+
+    def plan(self, width: int, height: int) -> list[SearchJob]:
+        if self._size != (width, height):
+            self._size = (width, height)
+            self.jobs = plan_search(width, height, self.min_face, self.budget)
+            self.cursor = 0
+        return self.jobs
+
+    def step(self, grey: np.ndarray, exclude: list[FaceBox] | tuple[FaceBox, ...] = ()) -> list[FaceBox]:
+        """Search the next slice of *grey*; faces in *exclude* (grown by a quarter) are blanked out first."""
+        height, width = grey.shape[:2]
+        jobs = self.plan(width, height)
+        if not jobs:
+            return []
+        job = jobs[self.cursor % len(jobs)]
+        self.cursor = (self.cursor + 1) % len(jobs)
+        # The whole frame is equalised, as FaceDetector does, so a slice sees the same pixels as a full search.
+        band = cv2.equalizeHist(grey)[job.y0:job.y1]
+        for box in exclude:
+            pad_x, pad_y = box.w // 4, box.h // 4
+            x0, x1 = max(0, box.x - pad_x), min(width, box.x + box.w + pad_x)
+            y0, y1 = max(0, box.y - pad_y - job.y0), min(band.shape[0], box.y + box.h + pad_y - job.y0)
+            if x1 > x0 and y1 > y0:
+                band[y0:y1, x0:x1] = 128  # flat: the cascade rejects it at its first stage
+        found = self._cascade.detectMultiScale(band, scaleFactor=SCALE_STEP, minNeighbors=self.min_neighbors,
+                                               minSize=(job.lo, job.lo), maxSize=(job.hi, job.hi))
+        boxes = [FaceBox(int(x), int(y) + job.y0, int(w), int(h)) for x, y, w, h in np.asarray(found).reshape(-1, 4)]
+        boxes.sort(key=lambda b: b.area, reverse=True)
+        return boxes
+
+
 def largest_face(boxes: list[FaceBox]) -> FaceBox | None:
     """The box with the largest area, or None for no boxes."""
     return max(boxes, key=lambda b: b.area, default=None)
@@ -202,22 +317,25 @@ def crop_face(
 class FaceTracker:
     """Finds the performer's face cheaply frame after frame; same ``detect`` as :class:`FaceDetector`.
 
-    A Haar cascade over a whole 640×480 frame costs tens of milliseconds. A face
-    moves little between frames, so once one is found the tracker searches only a
-    square ``search`` times the face's size around it, shrunk so the face is about
-    ``face_px`` pixels wide, and only for faces 0.7-1.4× the last size: a few
-    cascade scales over ~90×90 pixels, 1-3 ms instead of tens. The whole
-    frame (downscaled to ``detect_width``, as :class:`FaceDetector` does; a smaller width
-    is cheaper but misses more faces under ~150 px) is searched when there is no face, when
-    the local search misses, and every ``redetect_every`` frames (so a nearer face
-    or a false lock is put right). A face the local and the full search both miss
-    is kept for ``hold_frames`` frames (Haar misses the odd frame of a turning
-    head) and then dropped. Box corners are smoothed against sub-pixel jitter
-    (``jitter``: the share of a small move taken each frame; large moves are
-    followed at once).
+    No frame pays for a whole-frame search. Once a face is found the tracker searches only a
+    square ``search`` times the face's size around it, shrunk so the face is about ``face_px``
+    pixels wide, and only for faces 0.7-1.4x the last size: 1-3 ms. When that misses, a wider
+    square (twice as wide, faces 0.5-2x) is searched in the same frame. Beside this, a
+    full-resolution search of the whole frame (:class:`SpreadSearch`) runs one slice a frame
+    while no face is known or the face was missed, and one slice every few frames while
+    tracking, so a whole search completes about every ``redetect_every`` frames: it finds a
+    face that was lost, and a clearly larger face elsewhere (someone nearer the camera) takes
+    over. The tracked face is blanked out of those slices (it is known already; and a face is
+    what makes the cascade slow). Faces down to ``min_face`` px are found at full resolution,
+    so nothing a full-frame cascade finds is lost to downscaling. A face every search misses is
+    kept for ``hold_frames`` frames (Haar misses the odd frame of a turning head) and then
+    dropped. Box corners are smoothed against sub-pixel jitter (``jitter``: the share of a
+    small move taken each frame; large moves are followed at once).
 
-    detect() returns at most one face: the tracked one (the largest when found afresh).
-    ``last_mode`` says what the last call did: "track", "full", "hold" or "none".
+    detector / detect_width: the plain :class:`FaceDetector` kept as ``full`` (its cascade is
+    the one used). detect() returns at most one face: the tracked one (the largest when found
+    afresh). ``last_mode`` says what the last call did: "track" (found near the last place),
+    "full" (found by the spread search), "hold" or "none".
     """
 
     def __init__(
@@ -228,7 +346,7 @@ class FaceTracker:
         min_face: int = 40,
         face_px: int = 48,
         search: float = 1.8,
-        redetect_every: int = 30,
+        redetect_every: int = 60,
         hold_frames: int = 2,
         jitter: float = 0.5,
     ) -> None:
@@ -236,10 +354,11 @@ class FaceTracker:
         self.reset()
 
     def reset(self) -> None:
-        """Forget the face: the next frame is searched in full."""
+        """Forget the face: the spread search starts again from its first slice."""
         self._box: tuple[float, float, float, float] | None = None  # smoothed x, y, w, h
-        self._since_full = 0
+        self._frame = 0
         self._misses = 0
+        self.spread.restart()
         self.last_mode = "none"
 
     @property
@@ -250,36 +369,53 @@ class FaceTracker:
     def detect(self, image_bgr: np.ndarray) -> list[FaceBox]:
         grey = to_grey(image_bgr)
         height, width = grey.shape[:2]
+        self._frame += 1
         found: FaceBox | None = None
-        mode = "full"
-        if self._box is not None and self._since_full < self.redetect_every - 1:
-            found = self._search_near(grey, self._box)
-            mode = "track"
-            self._since_full += 1
-        if found is None:
-            boxes = self.full.detect(grey)
-            self._since_full = 0
-            mode = "full"
-            if boxes:
-                found = boxes[0] if self._box is None else self._pick(boxes, self._box)
+        mode = "track"
+        if self._box is not None:
+            found = self._search_near(grey, self._box, self.search, (0.7, 1.4))
+            if found is None:  # a quick move or a step nearer: look wider, still cheaply
+                found = self._search_near(grey, self._box, 2 * self.search, (0.5, 2.0))
+        if found is None or self._frame % self._slice_every(width, height) == 0:
+            other = self._confirmed(grey, self.spread.step(grey, exclude=[found] if found else []))
+            if other and (found is None or other.area > 2.0 * found.area):
+                found, mode = other, "full"  # a face afresh, or a clearly larger one (someone nearer) takes over
         if found is None:
             self._misses += 1
             if self._box is not None and self._misses <= self.hold_frames:
                 self.last_mode = "hold"
                 return [self._as_box(self._box)]
+            if self._box is not None:
+                self.spread.restart()  # lost: search from the largest faces again
             self._box = None
             self.last_mode = "none"
             return []
         self._misses = 0
-        self._box = self._smooth(found)
+        self._box = self._smooth(found) if mode == "track" else _as_float(found)
         self.last_mode = mode
-        box = self._as_box(self._box, width, height)
-        return [box]
+        return [self._as_box(self._box, width, height)]
 
     # --- internals -----------------------------------------------------------
 
-    def _search_near(self, grey: np.ndarray, last: tuple[float, float, float, float]) -> FaceBox | None:
-        boxes = search_near(self._cascade, grey, last, self.face_px, self.search, self.box_scale)
+    def _confirmed(self, grey: np.ndarray, boxes: list[FaceBox]) -> FaceBox | None:
+        """The first of a slice's *boxes* (largest first) that the local search also finds, as it finds it.
+
+        The hand-off from the spread search to tracking: a box the local search cannot see in the
+        same frame (the cascade's odd false face inside a real one, say) would be lost at once.
+        """
+        for box in boxes:
+            seen = self._search_near(grey, _as_float(box), self.search, (0.7, 1.4))
+            if seen is not None:
+                return seen
+        return None
+
+    def _slice_every(self, width: int, height: int) -> int:
+        """Frames between slices of the spread search while a face is tracked."""
+        return max(1, self.redetect_every // max(1, len(self.spread.plan(width, height))))
+
+    def _search_near(self, grey: np.ndarray, last: tuple[float, float, float, float], search: float,
+                     sizes: tuple[float, float]) -> FaceBox | None:
+        boxes = search_near(self._cascade, grey, last, self.face_px, search, self.box_scale, sizes)
         return self._pick(boxes, last) if boxes else None
 
     @staticmethod
@@ -292,10 +428,7 @@ class FaceTracker:
             bx, by = box.center
             return (((bx - cx) ** 2 + (by - cy) ** 2) ** 0.5 / max(w, 1.0), -box.area)
 
-        near = min(boxes, key=cost)
-        biggest = max(boxes, key=lambda b: b.area)
-        # A clearly larger face elsewhere (someone nearer the camera) takes over on a full search.
-        return biggest if biggest.area > 2.0 * near.area else near
+        return min(boxes, key=cost)
 
     def _smooth(self, found: FaceBox) -> tuple[float, float, float, float]:
         return smooth_box(self._box, found, self.jitter)
@@ -304,6 +437,10 @@ class FaceTracker:
     def _as_box(b: tuple[float, float, float, float], width: int | None = None,
                 height: int | None = None) -> FaceBox:
         return as_box(b, width, height)
+
+
+def _as_float(box: FaceBox) -> tuple[float, float, float, float]:
+    return (float(box.x), float(box.y), float(box.w), float(box.h))
 
 
 Box = tuple[float, float, float, float]  # x, y, w, h in frame pixels, smoothed (so not rounded)
@@ -321,6 +458,7 @@ def _set_tracking(tracker: FaceTracker | MultiFaceTracker, detector: FaceDetecto
         raise ValueError(f"face_px must be at least 32 px, got {face_px}")
     tracker.full = detector or FaceDetector(detect_width=detect_width, min_face=min_face)
     tracker._cascade = tracker.full._cascade
+    tracker.spread = SpreadSearch(tracker._cascade, min_face=tracker.full.min_face)
     tracker.face_px = face_px
     # The cascade's boxes on a face ~48 px wide come out wider than on the same face at
     # FaceDetector's scale (~100 px): measured 7% (demo clip) to 8.5% (FER faces) at the
@@ -334,8 +472,8 @@ def _set_tracking(tracker: FaceTracker | MultiFaceTracker, detector: FaceDetecto
 
 
 def search_near(cascade: cv2.CascadeClassifier, grey: np.ndarray, last: Box, face_px: int, search: float,
-                box_scale: float) -> list[FaceBox]:
-    """Faces 0.7-1.4x the size of *last* in a square *search* times its size around it.
+                box_scale: float, sizes: tuple[float, float] = (0.7, 1.4)) -> list[FaceBox]:
+    """Faces *sizes* (0.7-1.4x by default) the size of *last* in a square *search* times its size around it.
 
     The region is shrunk so the face is about *face_px* wide: a few cascade scales over ~90x90
     pixels. Boxes are shrunk by *box_scale* about their centre (see FaceTracker.box_scale).
@@ -356,8 +494,8 @@ def search_near(cascade: cv2.CascadeClassifier, grey: np.ndarray, last: Box, fac
                             interpolation=cv2.INTER_AREA)
     region = cv2.equalizeHist(region)
     face = size * scale
-    lo = max(24, int(face * 0.7))
-    hi = max(lo + 1, int(face * 1.4))
+    lo = max(24, int(face * sizes[0]))
+    hi = max(lo + 1, int(face * sizes[1]))
     found = cascade.detectMultiScale(region, scaleFactor=1.15, minNeighbors=3, minSize=(lo, lo), maxSize=(hi, hi))
     k = box_scale
     return [

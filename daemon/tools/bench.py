@@ -31,7 +31,9 @@ if TYPE_CHECKING:  # OpenCV, onnxruntime and numpy load only to measure: `emobri
     from ..perception.smoothing import SmoothingConfig
 
 TARGET_MEDIAN_MS = 5.0
-TARGET_P95_MS = 10.0
+TARGET_P95_MS = 8.0    # one face in 640x480, one thread (issue 16)
+TARGET_MEAN_MS = 4.0
+TARGET_FOUND = 0.98    # share of frames with the face, on a clip where one is always in view
 VAL_ENV = "EMOBRIDGE_FER_VAL"  # default for --val: a FER2013 val (or test) folder of <class>/*.jpg
 
 
@@ -161,8 +163,10 @@ def run_bench(
         cv2.setNumThreads(previous_threads)
     chain, base = result["chain"]["perception"], result["naive"]["perception"]
     result["speedup"] = round(base["median_ms"] / max(chain["median_ms"], 1e-9), 1)
-    result["targets"] = {"median_ms": TARGET_MEDIAN_MS, "p95_ms": TARGET_P95_MS,
-                         "met": chain["median_ms"] <= TARGET_MEDIAN_MS and chain["p95_ms"] <= TARGET_P95_MS}
+    result["targets"] = {"median_ms": TARGET_MEDIAN_MS, "p95_ms": TARGET_P95_MS, "mean_ms": TARGET_MEAN_MS,
+                         "met": chain["median_ms"] <= TARGET_MEDIAN_MS and chain["p95_ms"] <= TARGET_P95_MS
+                         and chain["mean_ms"] <= TARGET_MEAN_MS,
+                         "face_found": TARGET_FOUND}
     result["steadiness"] = _steadiness(classifier, val_dir, steadiness, pairs, hold, smoothing, threads)
     return result
 
@@ -203,14 +207,18 @@ def format_bench(result: dict[str, Any]) -> str:
         f"load average {result['load_average']}",
         f"model {result['model']}; faces: {result['faces']}",
         "",
-        f"{'stage':<12}{'ours median':>12}{'p95':>9}   {'naive median':>13}{'p95':>9}   (ms per frame)",
+        f"{'stage':<12}{'ours median':>12}{'p95':>9}{'mean':>9}   {'naive median':>13}{'p95':>9}{'mean':>9}"
+        "   (ms per frame)",
     ]
+
+    def row(label: str, a: dict[str, float], b: dict[str, float]) -> str:
+        return (f"{label:<12}{a['median_ms']:>12.2f}{a['p95_ms']:>9.2f}{a['mean_ms']:>9.2f}   "
+                f"{b['median_ms']:>13.2f}{b['p95_ms']:>9.2f}{b['mean_ms']:>9.2f}")
+
     for name in chain["stages"]:
-        a, b = chain["stages"][name], naive["stages"][name]
-        lines.append(f"{name:<12}{a['median_ms']:>12.2f}{a['p95_ms']:>9.2f}   {b['median_ms']:>13.2f}{b['p95_ms']:>9.2f}")
+        lines.append(row(name, chain["stages"][name], naive["stages"][name]))
     for key, label in (("perception", "chain"), ("total", "+ decode")):
-        a, b = chain[key], naive[key]
-        lines.append(f"{label:<12}{a['median_ms']:>12.2f}{a['p95_ms']:>9.2f}   {b['median_ms']:>13.2f}{b['p95_ms']:>9.2f}")
+        lines.append(row(label, chain[key], naive[key]))
     lines += [
         f"{'fps':<12}{chain['perception']['fps']:>12.1f}{'':>9}   {naive['perception']['fps']:>13.1f}"
         f"    (chain; with decode {chain['total']['fps']:.1f} vs {naive['total']['fps']:.1f})",
@@ -219,8 +227,11 @@ def format_bench(result: dict[str, Any]) -> str:
         f"face found in {chain['face_found']:.0%} of frames, {chain['faces_per_frame']:.2f} faces a frame "
         f"(naive {naive['face_found']:.0%}, "
         f"first {naive['frames']} frames); ours is {result['speedup']:g}x faster at the median",
-        f"target: chain ≤ {result['targets']['median_ms']:g} ms median, ≤ {result['targets']['p95_ms']:g} ms p95: "
+        f"target: chain ≤ {result['targets']['median_ms']:g} ms median, ≤ {result['targets']['p95_ms']:g} ms p95, "
+        f"≤ {result['targets']['mean_ms']:g} ms mean: "
         + ("met" if result["targets"]["met"] else "NOT met")
+        + f"; face found ≥ {result['targets']['face_found']:.0%} of frames where one is always in view: "
+        + ("met" if chain["face_found"] >= result["targets"]["face_found"] else "NOT met")
         + (" (the target is for one face; this clip has more)" if chain["faces_per_frame"] > 1.2 else ""),
         "",
     ]

@@ -160,11 +160,17 @@ def test_a_leader_puts_the_sessions_bar_phase_on_its_own_downbeats():
         time.sleep(0.2)
         downbeat = time.monotonic() - 0.2  # emobridge's bar began 0.2 s ago (a third of a beat at 100 BPM)
         leader.send_bar_line(downbeat, 4, 0.6)
-        # at once (other Link peers on this machine, another test run's, may change the session later)
-        t, phase = session.phase_now()
-        expected = ((t - downbeat) / 0.6) % 4  # beats of emobridge's bar played by t
-        error = (phase - expected + 2) % 4 - 2
-        assert abs(error) * 600 < 2.0, f"the session's bar phase is {error * 600:.2f} ms off emobridge's downbeat"
+        errors = []
+
+        def phase_error_ms() -> float:
+            t, phase = session.phase_now()
+            expected = ((t - downbeat) / 0.6) % 4  # beats of emobridge's bar played by t
+            errors.append(((phase - expected + 2) % 4 - 2) * 600)
+            return abs(errors[-1])
+
+        # the new timeline reaches the other peer over the network: within a moment, later on a loaded machine
+        assert wait_for(lambda: phase_error_ms() < 2.0, 3.0), \
+            f"the session's bar phase is {errors[-1]:.2f} ms off emobridge's downbeat"
     finally:
         leader.close()
         session.close()

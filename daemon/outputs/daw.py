@@ -31,6 +31,7 @@ from dataclasses import dataclass
 
 from ..labels import VALENCE_AROUSAL
 from ..mapping.model import DawConfig, DawParam, LaunchItem
+from ..music.controls import source_value
 from ..state import EmotionState
 
 NEUTRAL_RADIUS = 0.15  # valence/arousal length below which a face counts as neutral (no direction to compare)
@@ -114,7 +115,7 @@ class DawTable:
         """A processed frame: every ``daw.params`` entry that moved enough and is allowed by its rate."""
         actions = []
         for index, param in enumerate(self.config.params):
-            value = param_value(param, _source(param.source, state))
+            value = param_value(param, source_value(param.source, state, None))
             last = self._params.get(index)
             if last is not None and (abs(value - last[0]) < PARAM_STEP or now - last[1] < 1.0 / param.rate):
                 continue
@@ -122,15 +123,6 @@ class DawTable:
             actions.append(DawAction("param", param=param, value=value))
         return actions
 
-
-def _source(source: str, state: EmotionState) -> float:
-    if source == "valence":
-        return state.valence
-    if source == "arousal":
-        return state.arousal
-    if source == "confidence":
-        return state.confidence
-    return state.prob(source)
 
 
 def param_value(param: DawParam, value: float) -> float:

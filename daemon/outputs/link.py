@@ -29,6 +29,7 @@ import asyncio
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from ..log import LogLimiter
@@ -49,35 +50,56 @@ def link_available() -> bool:
     return True
 
 
-class LinkTempo:
-    """A Link peer whose tempo follows emobridge's music."""
+class _LinkPeer:
+    """What both kinds of peer share: aalink's Link, made and used on an event loop of its own thread."""
 
-    def __init__(self, bpm: float = 120.0, timeout: float = 5.0):
+    def __init__(self, timeout: float) -> None:
         try:
             import aalink
         except ImportError:
             raise LinkUnavailable("Ableton Link needs the aalink package: pip install 'emobridge[link]' "
                                   "(or pip install aalink)") from None
+        self.aalink = aalink
         self.timeout = timeout
         self.warn = LogLimiter(log, 5.0)
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, name="link", daemon=True)
         self.thread.start()
-        self.last_tempo: float | None = None
 
-        async def create() -> Any:
-            link = aalink.Link(_clamp(bpm))
-            link.enabled = True
-            return link
+    def _join(self, create: Callable[[], Any]) -> Any:
+        """The Link that *create* makes on the loop (the loop is stopped again if that fails)."""
+        async def made() -> Any:
+            return create()
 
         try:
-            self.link = self._run(create())
+            return self._run(made())
         except Exception:
             self._stop_loop()
             raise
 
     def _run(self, coroutine) -> Any:
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(self.timeout)
+
+    def _stop_loop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=2.0)
+        if not self.loop.is_running():
+            self.loop.close()
+
+
+class LinkTempo(_LinkPeer):
+    """A Link peer whose tempo follows emobridge's music."""
+
+    def __init__(self, bpm: float = 120.0, timeout: float = 5.0):
+        super().__init__(timeout)
+        self.last_tempo: float | None = None
+
+        def create() -> Any:
+            link = self.aalink.Link(_clamp(bpm))
+            link.enabled = True
+            return link
+
+        self.link = self._join(create)
 
     def _call(self, function) -> Any:
         if self.loop.is_closed() or not self.loop.is_running():
@@ -140,12 +162,6 @@ class LinkTempo:
             log.debug("Ableton Link: disabling failed (%s)", error)
         self._stop_loop()
 
-    def _stop_loop(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(timeout=2.0)
-        if not self.loop.is_running():
-            self.loop.close()
-
 
 FOLLOW_POLL = 0.005  # seconds between two looks at the session's beat (its tempo can change at any moment)
 JUMP_BEATS = 0.01  # beats the session's beat may differ from where the last look said it would be, before it counts
@@ -160,40 +176,27 @@ class GridSink(Protocol):
     def jumped(self) -> None: ...
 
 
-class LinkFollower:
+class LinkFollower(_LinkPeer):
     """A Link peer whose session's beat the player plays on (see the module); *quantum*: beats per bar."""
 
     def __init__(self, sink: GridSink, quantum: int, transport: bool = False, timeout: float = 5.0,
                  now: Any = time.monotonic):
-        try:
-            import aalink
-        except ImportError:
-            raise LinkUnavailable("Ableton Link needs the aalink package: pip install 'emobridge[link]' "
-                                  "(or pip install aalink)") from None
+        super().__init__(timeout)
         self.sink, self.transport, self.now = sink, transport, now
-        self.warn = LogLimiter(log, 5.0)
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, name="link", daemon=True)
-        self.thread.start()
 
-        async def create() -> Any:
-            link = aalink.Link(120.0)  # a peer takes the session's tempo as it joins
+        def create() -> Any:
+            link = self.aalink.Link(120.0)  # a peer takes the session's tempo as it joins
             link.quantum = quantum
             link.start_stop_sync_enabled = transport
             link.enabled = True
             return link
 
-        try:
-            self.link = asyncio.run_coroutine_threadsafe(create(), self.loop).result(timeout)
-        except Exception:
-            self._stop_loop()
-            raise
+        self.link = self._join(create)
         self._last: tuple[float, float, float] | None = None  # (time, beat, seconds per beat) of the last look
 
         async def begin() -> asyncio.Task:
             return asyncio.ensure_future(self._poll())
         self._poller = asyncio.run_coroutine_threadsafe(begin(), self.loop).result(timeout)
-        self.timeout = timeout
 
     async def _poll(self) -> None:
         while True:
@@ -247,12 +250,6 @@ class LinkFollower:
         except Exception as error:
             log.debug("Ableton Link: leaving the session failed (%s)", error)
         self._stop_loop()
-
-    def _stop_loop(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(timeout=2.0)
-        if not self.loop.is_running():
-            self.loop.close()
 
 
 def _clamp(bpm: float) -> float:

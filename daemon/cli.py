@@ -6,6 +6,7 @@ import argparse
 import faulthandler
 import json
 import logging
+import os
 import re
 import sys
 from pathlib import Path
@@ -129,7 +130,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     faulthandler.enable()  # a crash in a C library (a driver, a decoder) prints every thread's stack for the report
     from .live.daemon import Daemon
 
-    return Daemon(run_config_from_args(args)).run()
+    code = Daemon(run_config_from_args(args)).run(restore_signals=False)
+    # Everything is closed and written: leave without the interpreter's teardown, which would run while
+    # threads that a forced stop did not wait for are still inside C libraries (a decoder, the model, JACK)
+    # and can crash there after the show ended well.
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -116,7 +116,9 @@ class Daemon:
         self.fanout.tempo(TempoChanged(tempo, self.clock()))
 
     # --- lifecycle -----------------------------------------------------------
-    def run(self) -> int:
+    def run(self, restore_signals: bool = True) -> int:
+        """Play until stopped; 0. *restore_signals* False (a process that exits next): the stop-signal handlers stay,
+        so a late signal of a burst, delivered after the show, only counts (a default handler would fail the exit)."""
         log.info("playing on %s; OSC → %s; source: %s", self.parts.port.description, self.parts.osc.describe(),
                  self.parts.source.name)
         control = self._start_control()
@@ -137,7 +139,7 @@ class Daemon:
             self._shutdown(threads)
             if control:
                 control.close()
-            for sig, handler in previous.items():
+            for sig, handler in previous.items() if restore_signals else ():
                 signal.signal(sig, handler)
             self.signals.close_wakeup()
             sys.setswitchinterval(switch_interval)

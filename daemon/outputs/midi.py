@@ -66,6 +66,7 @@ PROBE = 0.1        # seconds between the watch's looks while JACK is up (reads o
 RETRY = 0.25       # seconds between tries to reach JACK while it is gone (a refused socket connect: ~2 ms)
 STALL_AFTER = 1.5  # seconds without a JACK cycle before the port counts as down
 HEAL_AFTER = (0.05, 0.35)  # seconds after a receiver connects: JACK switches its graph at a later cycle
+SETTLE_TIMEOUT = 0.1  # seconds the closing panic waits for JACK's next two cycles (a 1,024-frame period: 21 ms at 48 kHz)
 RING_BUDGET = 8192  # bytes written without a JACK cycle seen since (RtMidi's ring holds 16383)
 WATCH_CLIENT = "emobridge-watch"
 
@@ -266,6 +267,10 @@ class MidiOut(BasePort):
         if self._watch is not None:
             self._watch.stop()  # first, and without the lock: the watch may be waiting for it
         super().close()
+
+    def _settle_locked(self) -> None:
+        if self._watch is not None and self._up:
+            self._watch.wait_for_cycles(2, SETTLE_TIMEOUT)
 
     def _close(self) -> None:
         port, self.port, self._up = self.port, None, False
@@ -615,6 +620,24 @@ class _JackWatch:
         if self.jack.lib.jack_connect(self.client, self.full_name.encode(), matches[0].encode()) == 0:
             self._destination = matches[0]
             log.debug("MIDI: connected %s to %s again", self.full_name, matches[0])
+
+    def wait_for_cycles(self, cycles: int, timeout: float) -> bool:
+        """Until JACK has begun *cycles* more cycles; False after *timeout* seconds or when JACK is gone.
+
+        Two are what a message written now needs to have left: the cycle running now may already have
+        taken what RtMidi's ring held, so it is the next one that carries it to the port."""
+        if self.client is None or self._gone():
+            return False
+        frames = self.jack.cycle_frames(self.client)
+        deadline = time.monotonic() + timeout
+        while frames is not None and cycles > 0 and time.monotonic() < deadline:
+            time.sleep(0.001)
+            if self._gone():
+                return False
+            now = self.jack.cycle_frames(self.client)
+            if now != frames:
+                frames, cycles = now, cycles - 1
+        return cycles <= 0
 
     def server_alive(self) -> bool:
         """JACK is there and ran a cycle within the last half second (closing our port will not block)."""

@@ -235,15 +235,21 @@ class BasePort(ABC):
         a thread still sending (a forced shutdown does not wait for the player) cannot strike a note between
         the panic and the close and leave it sounding.
 
-        The note-offs of the bar so far go out once more, after the panic: the player's own panic (a JACK cycle
-        or more earlier) may have reached a receiver that was late for that cycle as copies of its first message
+        The note-offs of the bar so far go out once more after the panic, in a later JACK cycle: a panic (the
+        player's, or in a forced stop this one) may reach a receiver that was late for its cycle as copies of its
+        first message
         (JACK2 clears a port's buffer for the next cycle while a late reader still walks it; RtMidi's reader then
         repeats the last event it could read), and a synth that ignores all-notes-off would keep those keys."""
         with self._lock:
             self._panic_locked()
+            self._settle_locked()
             self._repeat_releases_locked()
             self._close()
             self._closed = True
+
+    def _settle_locked(self) -> None:
+        """Between the closing panic and its repeat (lock held): a port whose messages leave in cycles (JACK) waits
+        for the next one, so that the repeat reaches a reader that was late for the panic's cycle."""
 
 
 @dataclass(frozen=True)

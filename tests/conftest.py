@@ -2,9 +2,15 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
+
+try:
+    import fcntl
+except ImportError:  # Windows: no lock, the Link tests may meet each other there
+    fcntl = None
 
 sys.path.insert(0, str(Path(__file__).parent))
 from jack import JackServer  # noqa: E402
@@ -40,3 +46,19 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.get_closest_marker("jack") is not None:
             item.add_marker(pytest.mark.xdist_group("jack"))
+
+
+@pytest.fixture(autouse=True)
+def _one_link_test_at_a_time(request):
+    """Every Ableton Link peer on a machine joins the same session, so two Link tests at once (two pytest
+    workers, or two test runs) change each other's tempo and phase: a lock file lets one run at a time."""
+    if fcntl is None or request.node.get_closest_marker("link") is None:
+        yield
+        return
+    with open(Path(tempfile.gettempdir()) / "emobridge-link-tests.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+

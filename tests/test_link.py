@@ -9,7 +9,8 @@ import pytest
 from emobridge.outputs.link import LinkTempo, link_available
 from emobridge.errors import LinkUnavailable
 
-pytestmark = pytest.mark.skipif(not link_available(), reason="Ableton Link needs the optional aalink package")
+pytestmark = [pytest.mark.skipif(not link_available(), reason="Ableton Link needs the optional aalink package"),
+              pytest.mark.link]
 
 
 def test_emobridge_leads_the_session_tempo():

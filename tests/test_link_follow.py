@@ -19,6 +19,8 @@ from emobridge.outputs.link import LinkFollower  # noqa: E402
 from emobridge.outputs.ports import FakePort  # noqa: E402
 from emobridge.state import EmotionState  # noqa: E402
 
+pytestmark = pytest.mark.link  # one Link test at a time on this machine (tests/conftest.py)
+
 FOLLOW = """
 tempo: follow
 humanize: {timing_ms: 0, velocity: 0}

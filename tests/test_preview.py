@@ -270,7 +270,9 @@ def test_preview_window_shows_the_picture_while_the_music_keeps_time(jack_server
         assert len(gaps) > 24 * 4
         assert statistics.mean(gaps) == pytest.approx(expected, rel=0.01)
         errors = sorted(abs(g - expected) for g in gaps)
-        assert errors[int(0.95 * len(errors))] <= jack_period() + 0.002
+        # a window that held the player up would leave gaps of a redraw (tens of ms); a busy machine's
+        # scheduling adds a few ms (period + 2 ms failed once with the other pytest worker running)
+        assert errors[int(0.95 * len(errors))] <= jack_period() + 0.008
 
         # q closes the window only: the music goes on headless.
         x_tool("xdotool", "search", "--name", preview.WINDOW_TITLE, "windowfocus", "--sync", "key", "q", display=x_display)

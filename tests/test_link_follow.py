@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import statistics
 import threading
 import time
@@ -125,16 +126,27 @@ def test_a_follower_starts_its_bars_on_the_sessions_bar_phase():
     assert player.current.tempo_at(0) == pytest.approx(97.0, abs=0.05)
 
 
-def test_a_leaders_glide_reaches_the_other_peer_beat_by_beat():
-    from emobridge.live.fanout import BarStarted, Fanout, TempoChanged
+@contextlib.contextmanager
+def leader_and_session(bpm: float):
+    """emobridge leading a Link session (LinkTempo) and another peer in it, both at *bpm*, joined."""
     from emobridge.outputs.link import LinkTempo
-    from emobridge.outputs.osc import OscSender
 
-    session = SessionPeer(80.0)
-    leader = LinkTempo(80.0)
+    session = SessionPeer(bpm)
+    leader = LinkTempo(bpm)
     try:
         assert wait_for(lambda: leader.peers >= 1, JOIN_TIMEOUT), "the peers never found each other"
         time.sleep(0.2)
+        yield leader, session
+    finally:
+        leader.close()
+        session.close()
+
+
+def test_a_leaders_glide_reaches_the_other_peer_beat_by_beat():
+    from emobridge.live.fanout import BarStarted, Fanout, TempoChanged
+    from emobridge.outputs.osc import OscSender
+
+    with leader_and_session(80.0) as (leader, session):
         session.tempos.clear()  # what the merge of the two sessions did, before the glide
         fanout = Fanout(OscSender([]), extras=[leader])
         glide = parse_mapping("emotions: {sad: {tempo: [80, 80]}}\n", "g.yaml")
@@ -147,19 +159,10 @@ def test_a_leaders_glide_reaches_the_other_peer_beat_by_beat():
             assert wait_for(lambda: session.link.tempo == pytest.approx(tempo, abs=0.01), 2.0), \
                 f"the other peer did not reach {tempo} BPM (it has {session.link.tempo})"
         assert [round(t, 2) for t in session.tempos] == [95.0, 110.0, 125.0, 140.0]
-    finally:
-        leader.close()
-        session.close()
 
 
 def test_a_leader_puts_the_sessions_bar_phase_on_its_own_downbeats():
-    from emobridge.outputs.link import LinkTempo
-
-    session = SessionPeer(100.0)
-    leader = LinkTempo(100.0)
-    try:
-        assert wait_for(lambda: leader.peers >= 1, JOIN_TIMEOUT), "the peers never found each other"
-        time.sleep(0.2)
+    with leader_and_session(100.0) as (leader, session):
         downbeat = time.monotonic() - 0.2  # emobridge's bar began 0.2 s ago (a third of a beat at 100 BPM)
         leader.send_bar_line(downbeat, 4, 0.6)
         errors = []
@@ -173,6 +176,3 @@ def test_a_leader_puts_the_sessions_bar_phase_on_its_own_downbeats():
         # the new timeline reaches the other peer over the network: within a moment, later on a loaded machine
         assert wait_for(lambda: phase_error_ms() < 2.0, 3.0), \
             f"the session's bar phase is {errors[-1]:.2f} ms off emobridge's downbeat"
-    finally:
-        leader.close()
-        session.close()

@@ -223,7 +223,8 @@ def test_a_disk_that_stays_full_to_the_end_says_what_was_lost(tmp_path, manual, 
     assert len(said) == 2 and "cannot write" in said[0] and "could not be written" in said[1]
 
 
-def test_what_cannot_be_held_in_memory_is_counted_as_lost(tmp_path, manual, monkeypatch):
+def overflow_the_backlog(tmp_path, monkeypatch) -> Recorder:
+    """A take that overflows a 50-message backlog while the disk is full, then gets room and is closed."""
     monkeypatch.setattr(record, "MAX_BACKLOG", 50)
     disk = FullDisk(monkeypatch)
     recorder = Recorder(tmp_path, start=0.0)
@@ -234,6 +235,11 @@ def test_what_cannot_be_held_in_memory_is_counted_as_lost(tmp_path, manual, monk
     disk.full = False
     recorder.flush()
     recorder.close()
+    return recorder
+
+
+def test_what_cannot_be_held_in_memory_is_counted_as_lost(tmp_path, manual, monkeypatch):
+    recorder = overflow_the_backlog(tmp_path, monkeypatch)
     kept = notes_on(recorder.midi_path)
     assert kept and kept[0][0] > 0  # the oldest went
     assert not recorder.complete and "lost" in recorder.describe()
@@ -352,15 +358,6 @@ def test_a_folder_deleted_while_the_disk_is_full_is_written_back_once_there_is_r
 
 def test_a_stall_that_had_to_drop_says_so_when_it_goes_on(tmp_path, manual, monkeypatch, caplog):
     caplog.set_level(logging.INFO, logger=record.__name__)
-    monkeypatch.setattr(record, "MAX_BACKLOG", 50)
-    disk = FullDisk(monkeypatch)
-    recorder = Recorder(tmp_path, start=0.0)
-    disk.full = True
-    for chunk in range(4):
-        play(recorder, chunk * 20, 20)
-        recorder.flush()
-    disk.full = False
-    recorder.flush()
-    recorder.close()
+    overflow_the_backlog(tmp_path, monkeypatch)
     said = [r.getMessage() for r in recorder_log(caplog)]
     assert "goes on" in said[-1] and "lost" in said[-1] and "nothing was lost" not in said[-1]

@@ -94,6 +94,8 @@ class Player:
         # seconds before its deadline a message goes to the port: a frame-exact port (JACK-native) needs a cycle's
         # notice to put it at its frame; every other port sends at once, so 0
         self.lead = float(getattr(midi, "lead", 0.0)) if clock.realtime else 0.0
+        # a frame-exact port is told each message's deadline (offline, clock seconds are not the port's)
+        self._deadline_to = getattr(midi, "at", None) if clock.realtime else None
         self.speed = speed  # >1 plays faster than written (soak tests); the DAW-facing default is 1
         self.queue: list[Scheduled] = []
         self.clock: BeatClock | FollowedTimeline | None = None
@@ -305,9 +307,8 @@ class Player:
         return self.clock.wait_for_beat(beat, stop, self.lead)
 
     def _stamp(self, deadline: float | None) -> None:
-        stamp = getattr(self.midi, "at", None)
-        if stamp is not None and self.now.realtime:  # offline, clock seconds are not the port's
-            stamp(deadline)
+        if self._deadline_to is not None:
+            self._deadline_to(deadline)
 
     def _stalled(self, beat: float) -> bool:
         assert self.clock is not None

@@ -433,10 +433,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     ens = sub.add_parser("ensemble", help="join trained models into one that averages them (needs emobridge[train])")
     ens.add_argument("models", nargs="+", type=Path, help="two or more ONNX emotion models (from emobridge train)")
-    ens.add_argument("--out", type=Path, required=True, help="the ensemble ONNX file to write")
-    ens.add_argument("--val", type=Path, required=True,
+    ens.add_argument("--out", type=Path, required=True, help="the ensemble ONNX file to write (with --split: a folder)")
+    ens.add_argument("--val", type=Path,
                      help="FER2013 (a folder with val/ or test/, or fer2013.csv): the faces it is measured on")
     ens.add_argument("--weights", help="one weight per model, e.g. 2,1 (default: equal)")
+    ens.add_argument("--split", action="store_true",
+                     help="the other way round: write each member of one ensemble file to the folder --out names")
     ens.set_defaults(func=cmd_ensemble)
 
     ev = sub.add_parser("eval", help="accuracy and confusion of the model on a labelled folder")
@@ -502,6 +504,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 0
+    except BrokenPipeError:  # `emobridge eval … | head`: the reader has what it wanted
+        # Python would print a traceback when it flushes stdout at exit: point stdout at nothing first
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # what a shell reports for a command ended by SIGPIPE (128 + 13)
 
 
 if __name__ == "__main__":

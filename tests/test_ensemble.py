@@ -17,7 +17,7 @@ from emobridge.tools.datasets import load_split
 from emobridge.perception.emotion import EmotionClassifier
 from emobridge.labels import EMOTIONS
 from emobridge.perception.model_info import ModelInfo
-from emobridge.train.ensemble import make_ensemble, parse_weights, write_ensemble
+from emobridge.train.ensemble import make_ensemble, parse_weights, split_ensemble, write_ensemble
 from onnx_models import linear_model  # noqa: E402
 from tiny_data import write_folders  # noqa: E402
 
@@ -127,3 +127,27 @@ def test_joining_models_needs_onnx_but_not_torch():
     code = "import sys; sys.modules['torch'] = None\nimport emobridge.train.ensemble\n"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
+
+
+def test_split_gives_back_each_member_as_it_was(tmp_path):
+    flipped = ModelInfo(classes=EMOTIONS, training_data="other", extra={"architecture": "linear", "tta": "flip"})
+    a, b = member(tmp_path / "a.onnx", 1), member(tmp_path / "b.onnx", 2, flipped)
+    joined = tmp_path / "both.onnx"
+    write_ensemble([a, b], joined, weights=[2, 1])
+
+    split = split_ensemble(joined, tmp_path / "members")
+    assert [p.name for p in split] == ["a.onnx", "b.onnx"]
+    for original, back in zip((a, b), split):
+        np.testing.assert_allclose(EmotionClassifier(back).probabilities(faces()),
+                                   EmotionClassifier(original).probabilities(faces()), atol=1e-6)
+    assert EmotionClassifier(split[1]).info.extra["tta"] == "flip"
+    assert EmotionClassifier(split[1]).info.training_data == "other"
+    # and they join again: the split members are ordinary model files
+    write_ensemble(split, tmp_path / "again.onnx", weights=[2, 1])
+    np.testing.assert_allclose(EmotionClassifier(tmp_path / "again.onnx").probabilities(faces()),
+                               EmotionClassifier(joined).probabilities(faces()), atol=1e-6)
+
+
+def test_split_refuses_a_single_model(tmp_path):
+    with pytest.raises(UserError, match="not an ensemble"):
+        split_ensemble(member(tmp_path / "a.onnx", 1), tmp_path / "members")

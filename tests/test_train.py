@@ -250,3 +250,35 @@ def test_the_distillation_recipe_trains_a_teacher_then_a_student_from_a_packed_d
     assert student.info.extra["architecture"] == "EmotionNet(32, 48, 96, 192)"
     log = [json.loads(line) for line in (tmp_path / "work" / "student" / "log.jsonl").read_text().splitlines()]
     assert [row["epoch"] for row in log] == [1]
+
+
+def test_webcam_degradations_are_seeded_touch_about_half_the_faces_and_keep_the_range():
+    from emobridge.train.trainer import webcam_degrade
+
+    faces = to_tensor(np.stack([face(i % 7, seed=i) for i in range(64)]), torch.device("cpu"))
+    first = webcam_degrade(faces, torch.Generator().manual_seed(5))
+    again = webcam_degrade(faces, torch.Generator().manual_seed(5))
+    assert torch.equal(first, again)
+    changed = (first - faces).abs().flatten(1).amax(1) > 1e-3
+    assert 16 <= int(changed.sum()) <= 48  # WEBCAM_SHARE of 64, give or take chance
+    pixels = first * 0.25 + 0.5
+    assert float(pixels.min()) >= -1e-5 and float(pixels.max()) <= 1 + 1e-5
+
+
+def test_jpeg_blocks_keep_a_high_quality_face_and_coarsen_a_low_one():
+    from emobridge.train.trainer import jpeg_like
+
+    pixels = torch.from_numpy(np.stack([face(k, seed=k) for k in range(4)])[:, None].astype(np.float32))
+    high = jpeg_like(pixels, torch.full((4,), 100.0))
+    low = jpeg_like(pixels, torch.full((4,), 10.0))
+    assert float((high - pixels).abs().max()) < 2.0  # rounding only
+    assert float((low - pixels).abs().mean()) > 2 * float((high - pixels).abs().mean())
+
+
+def test_webcam_augmentation_trains(tmp_path):
+    data = write_folders(tmp_path / "data", "train", 8)
+    write_folders(data, "val", 2, seed=9)
+    cfg = config(tmp_path, data, epochs=1)
+    cfg.webcam = True
+    Trainer(cfg).run()
+    assert json.loads((Path(cfg.workdir) / "log.jsonl").read_text().splitlines()[0])["epoch"] == 1

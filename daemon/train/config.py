@@ -26,6 +26,7 @@ class TrainConfig:
     init: str = ""          # start from these weights (a best.pt or last.pt), e.g. to fine-tune with a new schedule
     warmup: float = 0.15     # share of the steps spent rising to the peak learning rate
     mixup: float = 0.0       # mixup alpha; 0 turns it off
+    webcam: bool = False     # webcam-like augmentation as well: exposure, blur, noise, JPEG blocks, a head turned a little
     teacher: str = ""        # distil from this run's weights (a best.pt, any widths) as well as the labels
     distill_weight: float = 0.7   # share of the loss that follows the teacher
     distill_temperature: float = 4.0  # softens both distributions so the teacher's second choices count

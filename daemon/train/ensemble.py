@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import re
 from pathlib import Path
 
 import numpy as np
@@ -139,6 +140,82 @@ def write_ensemble(paths: list[Path], out: Path, weights: list[float] | None = N
     return info
 
 
+MEMBER_ENTRY = re.compile(r"(?P<file>[^;(]+?) \((?P<architecture>.*?), tta (?P<tta>[^,]+), (?P<weights>[^,]+), "
+                          r"val (?P<val>[\d.]+|None)\) x[\d.]+")
+
+
+def member_count(model: onnx.ModelProto) -> int:
+    """How many members a joined graph holds (0: a single model)."""
+    return len({node.input[0].split("/")[0] for node in model.graph.node
+                if node.op_type == "Mul" and node.output[0].endswith("/weighted")})
+
+
+def split_ensemble(path: Path, out_dir: Path) -> list[Path]:
+    """Write each member of the ensemble at *path* to *out_dir* as the model file it was before it was joined
+    (its name and metadata from the ensemble's ``members`` entry), so members can be joined again in other sets."""
+    model, info = load_member(path)
+    count = member_count(model)
+    if count < 2:
+        raise UserError(f"{path} is not an ensemble written by 'emobridge ensemble': nothing to split")
+    entries = [m.groupdict() for m in MEMBER_ENTRY.finditer(info.extra.get("members", ""))]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for index in range(count):
+        entry = entries[index] if len(entries) == count else {"file": f"member{index}.onnx"}
+        out = out_dir / Path(entry["file"].strip()).name
+        member = member_model(model, index)
+        onnx.save(member, str(out))
+        extra = {key: entry[key] for key in ("architecture", "tta", "weights") if entry.get(key, "?") != "?"}
+        val = float(entry["val"]) if entry.get("val") not in (None, "None") else None
+        write_metadata(out, dataclasses.replace(info, extra=extra, val_accuracy=val, val_macro_f1=None,
+                                                training_data=member_training(info.training_data, count, index)))
+        written.append(out)
+    return written
+
+
+def member_training(training: str, count: int, index: int) -> str:
+    """The member's own entry of an ensemble's ``training_data`` ("ensemble of N: a | b | …")."""
+    parts = training.removeprefix(f"ensemble of {count}: ").split(" | ")
+    return parts[index] if len(parts) == count else training
+
+
+def member_model(joined: onnx.ModelProto, index: int) -> onnx.ModelProto:
+    """Member *index* of a joined graph: its nodes and tensors (all named ``m{index}/…``) with the prefix taken off."""
+    prefix = f"m{index}/"
+    own = lambda name: name.removeprefix(prefix) if name.startswith(prefix) else name  # noqa: E731
+    nodes = []
+    for node in joined.graph.node:
+        if node.output[0].startswith(prefix) and not node.output[0].endswith("/weighted"):
+            copy = onnx.NodeProto()
+            copy.CopyFrom(node)
+            copy.input[:], copy.output[:], copy.name = [own(n) for n in node.input], [own(n) for n in node.output], own(node.name)
+            nodes.append(copy)
+    initializers = []
+    for tensor in joined.graph.initializer:
+        if tensor.name.startswith(prefix) and tensor.name != f"{prefix}ensemble_weight":
+            copy = onnx.TensorProto()
+            copy.CopyFrom(tensor)
+            copy.name = own(tensor.name)
+            initializers.append(copy)
+    value_info = []
+    for value in joined.graph.value_info:
+        if value.name.startswith(prefix):
+            copy = onnx.ValueInfoProto()
+            copy.CopyFrom(value)
+            copy.name = own(value.name)
+            value_info.append(copy)
+    weighted = next(n for n in joined.graph.node if n.op_type == "Mul" and n.output[0] == f"{prefix}weighted")
+    face, probabilities = onnx.ValueInfoProto(), onnx.ValueInfoProto()
+    face.CopyFrom(joined.graph.input[0])
+    probabilities.CopyFrom(joined.graph.output[0])
+    probabilities.name = own(weighted.input[0])  # the member's own output, before it was weighted
+    graph = helper.make_graph(nodes, f"member{index}", [face], [probabilities], initializers, value_info=value_info)
+    member = helper.make_model(graph, opset_imports=list(joined.opset_import), producer_name="emobridge")
+    member.ir_version = joined.ir_version
+    onnx.checker.check_model(member)
+    return member
+
+
 def mean_of(probabilities: list[np.ndarray], weights: list[float]) -> np.ndarray:
     """What the ensemble graph computes, for checking it."""
     total = sum(weights)
@@ -175,6 +252,14 @@ def parse_weights(text: str) -> list[float]:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.split:
+        if len(args.models) != 1:
+            raise UserError("--split takes one ensemble file: emobridge ensemble --split FILE --out DIR")
+        for path in split_ensemble(args.models[0], args.out):
+            print(f"wrote {path}", flush=True)
+        return 0
+    if args.val is None:
+        raise UserError("emobridge ensemble needs --val DATA: the FER2013 faces the ensemble is measured on")
     # refused before the members are measured on the val faces, which takes a while
     weights = checked_weights(args.models, parse_weights(args.weights) if args.weights else None)
     val = load_split(args.val, "val")

@@ -69,16 +69,22 @@ def to_tensor(images: np.ndarray, device: torch.device) -> torch.Tensor:
     return torch.from_numpy(normalise(images, INPUT)).to(device)
 
 
-def augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Random flip, rotation (±12°), scale (0.9–1.1), shift (±10%), contrast and erasing, per batch on the device."""
+def augment(x: torch.Tensor, generator: torch.Generator, webcam: bool = False) -> torch.Tensor:
+    """Random flip, rotation (±12°), scale (0.9–1.1), shift (±10%), contrast and erasing, per batch on the device;
+    with *webcam*, a head turned a little (the face narrowed) and webcam-like degradations too."""
     n = x.shape[0]
     rand = lambda *shape: torch.rand(*shape, generator=generator, device=x.device)  # noqa: E731
+    if webcam:
+        x = webcam_degrade(x, generator)
     angle = (rand(n) - 0.5) * math.radians(24)
     scale = 0.9 + 0.2 * rand(n)
     flip = torch.where(rand(n) < 0.5, -1.0, 1.0)
     shift = (rand(n, 2) - 0.5) * 0.2
     cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
-    theta = torch.stack([torch.stack([cos * flip, -sin, shift[:, 0]], 1), torch.stack([sin * flip, cos, shift[:, 1]], 1)], 1)
+    # sampling the source wider than the output narrows the face: grid x is divided by the squeeze
+    squeeze = 1.0 / (1.0 - YAW_SQUEEZE * rand(n)) if webcam else torch.ones(n, device=x.device)
+    theta = torch.stack([torch.stack([cos * flip * squeeze, -sin * squeeze, shift[:, 0]], 1),
+                         torch.stack([sin * flip, cos, shift[:, 1]], 1)], 1)
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     x = F.grid_sample(x, grid, padding_mode="border", align_corners=False)
     x = x * (0.8 + 0.4 * rand(n, 1, 1, 1)) + (rand(n, 1, 1, 1) - 0.5) * 0.4
@@ -92,6 +98,62 @@ def augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     in_x = (rows[None, :] >= x0[:, None]) & (rows[None, :] < (x0 + side)[:, None])
     box = (in_y[:, :, None] & in_x[:, None, :]) & (rand(n) < 0.5)[:, None, None]
     return x.masked_fill(box[:, None], 0.0)
+
+
+# Webcam-like degradations (issue 16): what a room camera does to a face that FER2013's web photos rarely show.
+WEBCAM_SHARE = 0.5           # faces per batch that get them
+GAMMA_RANGE = (0.6, 1.6)     # exposure: under- to over-lit
+BLUR_SIGMA = 1.2             # px at 48 px, most (defocus, motion)
+NOISE_SIGMA = 0.04           # sensor noise, in units of the 0-1 pixel range
+JPEG_QUALITY = (25, 90)      # a compressed stream's 8x8 blocks
+YAW_SQUEEZE = 0.15           # a head turned a little: the face narrows by up to 15%
+# JPEG's luminance table (ITU T.81 Annex K), scaled by quality as libjpeg does
+_JPEG_TABLE = torch.tensor([
+    [16, 11, 10, 16, 24, 40, 51, 61], [12, 12, 14, 19, 26, 58, 60, 55], [14, 13, 16, 24, 40, 57, 69, 56],
+    [14, 17, 22, 29, 51, 87, 80, 62], [18, 22, 37, 56, 68, 109, 103, 77], [24, 35, 55, 64, 81, 104, 113, 92],
+    [49, 64, 78, 87, 103, 121, 120, 101], [72, 92, 95, 98, 112, 100, 103, 99]], dtype=torch.float32)
+
+
+def _dct_matrix(size: int = 8) -> torch.Tensor:
+    k, i = torch.meshgrid(torch.arange(size, dtype=torch.float32), torch.arange(size, dtype=torch.float32), indexing="ij")
+    d = torch.cos((2 * i + 1) * k * math.pi / (2 * size)) * math.sqrt(2 / size)
+    d[0] /= math.sqrt(2)
+    return d
+
+
+def jpeg_like(pixels: torch.Tensor, quality: torch.Tensor) -> torch.Tensor:
+    """Quantise each 8x8 block's DCT as a JPEG encoder at *quality* (per face) would; *pixels* in 0-255, N×1×H×W."""
+    n, _, h, w = pixels.shape
+    d = _dct_matrix().to(pixels.device)
+    blocks = pixels.reshape(n, h // 8, 8, w // 8, 8).permute(0, 1, 3, 2, 4) - 128.0
+    scale = torch.where(quality < 50, 5000.0 / quality, 200.0 - 2.0 * quality) / 100.0
+    table = (_JPEG_TABLE.to(pixels.device)[None] * scale[:, None, None]).clamp(min=1.0)[:, None, None]
+    coefficients = d @ blocks @ d.T
+    blocks = d.T @ (torch.round(coefficients / table) * table) @ d
+    return (blocks + 128.0).permute(0, 1, 3, 2, 4).reshape(n, 1, h, w).clamp(0, 255)
+
+
+def webcam_degrade(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Exposure (gamma), blur, sensor noise and JPEG blocks on a share of the (normalised) faces."""
+    n = x.shape[0]
+    rand = lambda *shape: torch.rand(*shape, generator=generator, device=x.device)  # noqa: E731
+    chosen = (rand(n) < WEBCAM_SHARE)[:, None, None, None]
+    pixels = (x * 0.25 + 0.5).clamp(0, 1)  # back to the 0-1 range (the inverse of normalise)
+    low, high = GAMMA_RANGE
+    gamma = torch.exp(math.log(low) + (math.log(high) - math.log(low)) * rand(n, 1, 1, 1))
+    pixels = pixels.clamp(min=1e-4) ** gamma
+    taps = torch.arange(-2, 3, dtype=torch.float32, device=x.device)
+    kernel = torch.exp(-taps ** 2 / (2 * BLUR_SIGMA ** 2))
+    kernel = kernel / kernel.sum()
+    blurred = F.conv2d(F.pad(pixels, (2, 2, 0, 0), mode="replicate"), kernel.view(1, 1, 1, 5))
+    blurred = F.conv2d(F.pad(blurred, (0, 0, 2, 2), mode="replicate"), kernel.view(1, 1, 5, 1))
+    amount = rand(n, 1, 1, 1)  # 0 sharp … 1 the full blur: a blend stands in for a range of sigmas
+    pixels = pixels + amount * (blurred - pixels)
+    noise = torch.randn(pixels.shape, generator=generator, device=x.device) * NOISE_SIGMA * rand(n, 1, 1, 1)
+    pixels = (pixels + noise).clamp(0, 1)
+    low_q, high_q = JPEG_QUALITY
+    pixels = jpeg_like(pixels * 255.0, low_q + (high_q - low_q) * rand(n)) / 255.0
+    return torch.where(chosen, (pixels - 0.5) / 0.25, x)
 
 
 @torch.no_grad()
@@ -204,7 +266,7 @@ class Trainer:
         total_loss, correct, seen = 0.0, 0, 0
         for start in range(0, len(order), self.cfg.batch_size):
             idx = order[start:start + self.cfg.batch_size]
-            x = augment(to_tensor(images[idx.numpy()], self.device), self.generator)
+            x = augment(to_tensor(images[idx.numpy()], self.device), self.generator, self.cfg.webcam)
             y = labels[idx].to(self.device)
             logits, loss = self.forward_loss(x, y)
             self.optimizer.zero_grad(set_to_none=True)

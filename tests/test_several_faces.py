@@ -213,3 +213,14 @@ def test_bench_times_the_chain_following_every_face(tmp_path, left, right):
     assert result["chain"]["faces_per_frame"] > 1.8  # both faces, nearly every frame
     assert result["chain"]["stages"]["classify"]["median_ms"] > 0
     assert "faces: each" in format_bench(result)
+
+
+def test_tracker_finds_a_small_face_beside_a_big_one_without_a_whole_frame_search(left):
+    """A face in the back row (about 50 px, below what a 320 px search sees) is found by the full-resolution
+    slices, and no frame pays for a whole-frame search (the plain detector is never called)."""
+    small = Placed(face_patch(HOPPER_NEUTRAL, face=64), 420, 300)
+    tracker = MultiFaceTracker(max_faces=4)
+    tracker.full.detect = lambda *_: pytest.fail("a whole-frame search ran in a frame")
+    seen = [{side(face.box) for face in tracker.update(image)} for _, image in frames_of([(3, [left, small])], FPS)]
+    assert seen[-1] == {"left", "right"}
+    assert sum(s == {"left", "right"} for s in seen[FPS:]) >= 0.9 * len(seen[FPS:])

@@ -552,16 +552,20 @@ class _Track:
 class MultiFaceTracker:
     """Follows up to ``max_faces`` faces at once, each keeping its id while it stays in view.
 
-    The same economy as :class:`FaceTracker`, per face: each known face is looked for near
-    where it was; the whole frame is searched when there is no face, when a face was not
-    found near its place, and every ``redetect_every`` frames (to notice someone who walked
-    in). A full search's boxes are matched to the known faces by nearness (within
-    ``match`` face widths); the rest become new faces, largest first, while there is room. A
-    face missing for more than ``hold_frames`` frames running is dropped, and its id never
-    comes back (a face that returns is a new face).
+    The same economy as :class:`FaceTracker`, per face: each known face is looked for near where it
+    was (and, missed there, in a square twice as wide); the whole frame is searched at full
+    resolution by the same :class:`SpreadSearch`, one slice a frame while a face was missed or
+    there is room for another (so someone who walks in is found within a round of slices, about
+    11 frames), none while every place is taken: no frame pays for a whole search. The
+    faces already found are blanked out of the slices; a slice's face must be seen by the local
+    search in the same frame before it is followed. It is matched to a missing face by nearness
+    (within ``match`` face widths), else it becomes a new face while there is room. A face missing
+    for more than ``hold_frames`` frames running is dropped, and its id never comes back (a face
+    that returns is a new face).
 
     ``update`` returns the faces in id order (oldest first); ``detect`` returns their boxes
-    largest first, as :class:`FaceDetector` does.
+    largest first, as :class:`FaceDetector` does. ``last_mode``: "full" when a slice found a face
+    this frame, "track" when faces were found near their places only, "hold" or "none".
     """
 
     def __init__(self, detector: FaceDetector | None = None, *, max_faces: int = 4, detect_width: int = 320,
@@ -576,9 +580,9 @@ class MultiFaceTracker:
         self.reset()
 
     def reset(self) -> None:
-        """Forget every face: the next frame is searched in full (ids are never reused)."""
+        """Forget every face: the spread search starts again from its first slice (ids are never reused)."""
         self._tracks: list[_Track] = []
-        self._since_full = 0
+        self.spread.restart()
         self.last_mode = "none"
 
     def detect(self, image_bgr: np.ndarray) -> list[FaceBox]:
@@ -588,24 +592,34 @@ class MultiFaceTracker:
         grey = to_grey(image_bgr)
         height, width = grey.shape[:2]
         found: dict[int, FaceBox] = {}
-        periodic = self._since_full >= self.redetect_every - 1
-        if self._tracks and not periodic:
-            for track in self._tracks:
-                boxes = search_near(self._cascade, grey, track.box, self.face_px, self.search, self.box_scale)
-                if boxes:
-                    found[track.id] = min(boxes, key=lambda b: centre_distance(b, track.box))
-            self._since_full += 1
-            self.last_mode = "track"
-        if not self._tracks or periodic or len(found) < len(self._tracks):
-            self._full_search(grey, found)
+        for track in self._tracks:
+            box = self._near(grey, track.box, self.search, (0.7, 1.4)) or \
+                self._near(grey, track.box, 2 * self.search, (0.5, 2.0))
+            if box is not None and not any(_overlaps(box, f) for f in found.values()):
+                found[track.id] = box
+        self.last_mode = "track" if found else "none"
+        # While there is room for another face the search goes on a slice a frame (an audience: someone walks
+        # in, found within a round of slices), as it does for a missed face; with every place taken, none.
+        if len(found) < len(self._tracks) or len(self._tracks) < self.max_faces:
+            self._from_spread(grey, found)
         self._apply(found)
+        if self.last_mode == "none" and self._tracks:
+            self.last_mode = "hold"
         return [TrackedFace(t.id, as_box(t.box, width, height), t.misses > 0) for t in self._tracks]
 
-    def _full_search(self, grey: np.ndarray, found: dict[int, FaceBox]) -> None:
-        """Match a whole-frame search to the faces not found locally; new faces take free places."""
-        self._since_full = 0
-        self.last_mode = "full"
-        boxes = [b for b in self.full.detect(grey) if not any(_overlaps(b, f) for f in found.values())]
+    def _near(self, grey: np.ndarray, box: Box, search: float, sizes: tuple[float, float]) -> FaceBox | None:
+        boxes = search_near(self._cascade, grey, box, self.face_px, search, self.box_scale, sizes)
+        return min(boxes, key=lambda b: centre_distance(b, box)) if boxes else None
+
+    def _from_spread(self, grey: np.ndarray, found: dict[int, FaceBox]) -> None:
+        """One slice of the whole-frame search: its confirmed faces go to missing faces nearby, else new ones."""
+        boxes = []
+        for box in self.spread.step(grey, exclude=list(found.values())):  # largest first
+            seen = self._near(grey, _as_float(box), self.search, (0.7, 1.4))
+            if seen is not None and not any(_overlaps(seen, f) for f in [*found.values(), *boxes]):
+                boxes.append(seen)
+        if boxes:
+            self.last_mode = "full"
         for track in sorted(self._tracks, key=lambda t: t.id):
             if track.id in found or not boxes:
                 continue
@@ -613,9 +627,8 @@ class MultiFaceTracker:
             if centre_distance(nearest, track.box) <= self.match:
                 found[track.id] = nearest
                 boxes.remove(nearest)
-        room = self.max_faces - len(self._tracks)
-        for box in boxes[:max(0, room)]:  # largest first
-            self._tracks.append(_Track(self._next_id, (float(box.x), float(box.y), float(box.w), float(box.h))))
+        for box in boxes[:max(0, self.max_faces - len(self._tracks))]:
+            self._tracks.append(_Track(self._next_id, _as_float(box)))
             found[self._next_id] = box
             self._next_id += 1
 

@@ -282,3 +282,15 @@ def test_webcam_augmentation_trains(tmp_path):
     cfg.webcam = True
     Trainer(cfg).run()
     assert json.loads((Path(cfg.workdir) / "log.jsonl").read_text().splitlines()[0])["epoch"] == 1
+
+
+def test_python_dash_m_train_gives_the_one_line_error_too(tmp_path):
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "emobridge.train", str(tmp_path / "nowhere"), "--workdir",
+                           str(tmp_path / "run")], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        f"emobridge: error: data set {tmp_path / 'nowhere'} not found: give a FER2013 folder (train/ + val/ or test/) "
+        "or fer2013.csv"]

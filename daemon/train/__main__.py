@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from dataclasses import fields
 
+from ..errors import EmobridgeError
 from .config import TrainConfig
 
 
@@ -62,9 +64,14 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main() -> int:
+    """``python -m emobridge.train``: the same command, and the same one-line errors, as ``emobridge train``."""
     parser = argparse.ArgumentParser(prog="emobridge train", description="Train the emotion CNN and export it to ONNX.")
     add_arguments(parser)
-    return run(parser.parse_args())
+    try:
+        return run(parser.parse_args())
+    except EmobridgeError as error:
+        print(f"emobridge: error: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

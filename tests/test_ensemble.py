@@ -148,6 +148,19 @@ def test_split_gives_back_each_member_as_it_was(tmp_path):
                                EmotionClassifier(joined).probabilities(faces()), atol=1e-6)
 
 
+def test_an_ensemble_joins_an_ensemble_and_splits_back_into_it(tmp_path):
+    a, b, c = (member(tmp_path / f"{name}.onnx", seed) for name, seed in (("a", 1), ("b", 2), ("c", 3)))
+    pair, three = tmp_path / "pair.onnx", tmp_path / "three.onnx"
+    write_ensemble([a, b], pair)
+    write_ensemble([pair, c], three, weights=[2, 1])  # the pair counts twice: three members weighed alike
+    mean = sum(EmotionClassifier(m).probabilities(faces()) for m in (a, b, c)) / 3
+    np.testing.assert_allclose(EmotionClassifier(three).probabilities(faces()), mean, atol=1e-5)
+    inner, outer = split_ensemble(three, tmp_path / "back")
+    assert inner.name == "pair.onnx" and outer.name == "c.onnx"
+    np.testing.assert_allclose(EmotionClassifier(inner).probabilities(faces()),
+                               EmotionClassifier(pair).probabilities(faces()), atol=1e-6)
+
+
 def test_split_refuses_a_single_model(tmp_path):
     with pytest.raises(UserError, match="not an ensemble"):
         split_ensemble(member(tmp_path / "a.onnx", 1), tmp_path / "members")

@@ -146,8 +146,9 @@ MEMBER_ENTRY = re.compile(r"(?P<file>[^;(]+?) \((?P<architecture>.*?), tta (?P<t
 
 def member_count(model: onnx.ModelProto) -> int:
     """How many members a joined graph holds (0: a single model)."""
-    return len({node.input[0].split("/")[0] for node in model.graph.node
-                if node.op_type == "Mul" and node.output[0].endswith("/weighted")})
+    # the top level's own weighting nodes: "m{i}/weighted" (a nested ensemble's are "m{i}/m{j}/weighted")
+    return len({node.output[0] for node in model.graph.node
+                if node.op_type == "Mul" and re.fullmatch(r"m\d+/weighted", node.output[0])})
 
 
 def split_ensemble(path: Path, out_dir: Path) -> list[Path]:
@@ -185,7 +186,7 @@ def member_model(joined: onnx.ModelProto, index: int) -> onnx.ModelProto:
     own = lambda name: name.removeprefix(prefix) if name.startswith(prefix) else name  # noqa: E731
     nodes = []
     for node in joined.graph.node:
-        if node.output[0].startswith(prefix) and not node.output[0].endswith("/weighted"):
+        if node.output[0].startswith(prefix) and node.output[0] != f"{prefix}weighted":
             copy = onnx.NodeProto()
             copy.CopyFrom(node)
             copy.input[:], copy.output[:], copy.name = [own(n) for n in node.input], [own(n) for n in node.output], own(node.name)

@@ -294,3 +294,30 @@ def test_python_dash_m_train_gives_the_one_line_error_too(tmp_path):
     assert done.stderr.strip().splitlines() == [
         f"emobridge: error: data set {tmp_path / 'nowhere'} not found: give a FER2013 folder (train/ + val/ or test/) "
         "or fer2013.csv"]
+
+
+def test_a_student_learns_from_an_onnx_teacher_and_a_foreign_one_is_refused(tmp_path):
+    """The committed members (ONNX files, no PyTorch weights) teach: a linear model stands in for one here."""
+    from emobridge.perception.model_info import ModelInfo
+    from onnx_models import linear_model
+
+    data = write_csv(tmp_path / "fer2013.csv", 6)
+    teacher = linear_model(tmp_path / "teacher.onnx", ModelInfo(classes=EMOTIONS),
+                           np.random.default_rng(4).normal(0, 0.05, (48 * 48, 7)))
+    cfg = config(tmp_path, data, epochs=1)
+    cfg.teacher = str(teacher)
+    student = Trainer(cfg)
+    x = torch.randn(5, 1, 48, 48)
+    expected = EmotionClassifier(teacher).session.run(None, {"face": x.numpy()})[0]
+    np.testing.assert_allclose(student.teacher(x).exp().numpy(), np.maximum(expected, 1e-4), rtol=1e-5, atol=1e-7)
+    assert student.distill_loss(x, student.teacher(x)) < 1e-4
+    loss, _ = student.train_epoch()
+    assert np.isfinite(loss)
+
+    foreign = linear_model(tmp_path / "foreign.onnx", ModelInfo(classes=EMOTIONS, mean=0.0, std=1.0))
+    cfg.teacher = str(foreign)
+    with pytest.raises(UserError, match="reads faces differently"):
+        Trainer(cfg)
+    cfg.teacher = str(tmp_path / "missing.onnx")
+    with pytest.raises(UserError, match="not found"):
+        Trainer(cfg)

@@ -36,7 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mixup", type=float, default=defaults["mixup"], help="mixup alpha, 0 for none (default %(default)s)")
     parser.add_argument("--webcam-aug", action="store_true",
                         help="augment with what a webcam does too: exposure, blur, noise, JPEG blocks, small head turns")
-    parser.add_argument("--teacher", default="", help="distil from this bigger run's best.pt (knowledge distillation)")
+    parser.add_argument("--teacher", default="", help="distil from this bigger run's best.pt, or from an ONNX model (a member or an ensemble)")
     parser.add_argument("--distill-weight", type=float, default=defaults["distill_weight"],
                         help="share of the loss that follows the teacher (default %(default)s)")
     parser.add_argument("--tta", choices=("none", "flip"), default=defaults["tta"],

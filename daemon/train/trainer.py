@@ -184,8 +184,40 @@ def load_weights(model: nn.Module, weights: dict, path: Path) -> None:
                         "give the --widths that run was trained with") from None
 
 
-def load_teacher(path: Path, device: torch.device) -> nn.Module:
-    """A trained network to distil from: a run's best.pt (its config says its widths), frozen."""
+class OnnxTeacher:
+    """A trained model file to distil from (a member, or a whole ensemble, as committed): run by onnxruntime on
+    the student's augmented batch. Its answer is probabilities, so their logarithm stands in for logits
+    (the same softmax; the floor keeps an int8 model's exact zeros finite)."""
+
+    FLOOR = 1e-4
+
+    def __init__(self, path: Path, threads: int = 0) -> None:
+        import onnxruntime as ort
+
+        from ..perception.emotion import EmotionClassifier
+
+        info = EmotionClassifier(path).info  # the runtime's own checks: metadata, classes, a readable file
+        if (info.classes, info.input_size, info.channels, info.mean, info.std) != \
+                (INPUT.classes, INPUT.input_size, INPUT.channels, INPUT.mean, INPUT.std):
+            raise UserError(f"--teacher {path} reads faces differently from the network trained here "
+                            "(classes, size or normalisation): give a model trained by emobridge")
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.input = self.session.get_inputs()[0].name
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        probabilities = self.session.run(None, {self.input: x.detach().cpu().numpy().astype(np.float32)})[0]
+        return torch.from_numpy(np.log(np.maximum(probabilities, self.FLOOR))).to(x.device)
+
+
+def load_teacher(path: Path, device: torch.device, threads: int = 0) -> nn.Module | OnnxTeacher:
+    """A trained network to distil from, frozen: a run's best.pt (its config says its widths), or an ONNX model
+    file (a committed member or ensemble: the accumulated members teach without their PyTorch weights)."""
+    if path.suffix == ".onnx":
+        if not path.is_file():
+            raise UserError(f"--teacher {path} not found: give a best.pt of a training run or an ONNX model file")
+        return OnnxTeacher(path, threads)
     state = load_checkpoint(path, device, "--teacher")
     if "weights" not in state or "config" not in state:
         raise UserError(f"--teacher {path} is not a training run's best.pt (weights and config)")
@@ -216,7 +248,7 @@ class Trainer:
         self.best_accuracy = -1.0
         if cfg.init:
             self.load_initial_weights(Path(cfg.init))
-        self.teacher = load_teacher(Path(cfg.teacher), self.device) if cfg.teacher else None
+        self.teacher = load_teacher(Path(cfg.teacher), self.device, cfg.threads) if cfg.teacher else None
 
     def load_initial_weights(self, path: Path) -> None:
         state = load_checkpoint(path, self.device, "--init")

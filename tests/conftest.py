@@ -39,6 +39,7 @@ def osc():
     listener.close()
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups (its own hook names each test by its group)
 def pytest_collection_modifyitems(config, items):
     """With pytest-xdist (scripts/test runs two workers), every test on the shared JACK server runs in one
     worker, one after another, as they would without xdist: they share the server's port names and its

@@ -41,6 +41,15 @@ def jack_command(*args: str) -> bool:
     return False
 
 
+def jack_ports() -> list[str]:
+    """Every port on this process's server, as jack_lsp lists them ([] when it cannot tell)."""
+    env = dict(os.environ, JACK_NO_START_SERVER="1")
+    try:
+        return subprocess.run(["jack_lsp"], capture_output=True, text=True, env=env, timeout=10).stdout.splitlines()
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+
+
 class JackServer:
     """``jackd -d dummy`` under a private name, unless a server already runs (as in CI).
 
@@ -129,15 +138,22 @@ def reclaim(name: str, pids: tuple[int, ...] = ()) -> None:
             pass
 
 
-def jack_period() -> float:
-    """Seconds per JACK process cycle: MIDI between JACK clients moves once per cycle."""
+def _jack_figure(tool: str) -> int:
     env = dict(os.environ, JACK_NO_START_SERVER="1")
     try:
-        frames = int(subprocess.run(["jack_bufsize"], capture_output=True, text=True, env=env, timeout=5).stdout.split()[0])
-        rate = int(subprocess.run(["jack_samplerate"], capture_output=True, text=True, env=env, timeout=5).stdout.split()[0])
+        return int(subprocess.run([tool], capture_output=True, text=True, env=env, timeout=5).stdout.split()[0])
     except (OSError, ValueError, IndexError, subprocess.TimeoutExpired):
-        raise RuntimeError("jack_bufsize/jack_samplerate could not read the JACK period") from None
-    return frames / rate
+        raise RuntimeError(f"{tool} could not read the JACK server's figure") from None
+
+
+def jack_rate() -> int:
+    """Frames a second on the JACK server."""
+    return _jack_figure("jack_samplerate")
+
+
+def jack_period() -> float:
+    """Seconds per JACK process cycle: MIDI between JACK clients moves once per cycle."""
+    return _jack_figure("jack_bufsize") / jack_rate()
 
 
 @dataclass(frozen=True)

@@ -296,6 +296,7 @@ def test_a_failing_composer_costs_a_silent_bar_not_the_show(tmp_path, caplog):
     silent = [i for i, bar in enumerate(bars) if not bar.events]
     assert silent and silent[0] == 2, [len(b.events) for b in bars]
     assert all(bar.events for i, bar in enumerate(bars) if i not in silent), "the music did not come back"
+    assert [bar.index for bar in bars] == list(range(len(bars))), "a silent bar took another bar's number"
     assert "composer failed" in caplog.text and "composer bug" in caplog.text  # logged with its traceback
 
 

@@ -108,7 +108,6 @@ class Conductor:
             if self._last is None:
                 raise
             log.exception("the composer failed; playing a silent bar and trying again at the next one")
-            last = self._last.bar
-            bar = dataclasses.replace(last, index=last.index + 1, events=())
+            bar = dataclasses.replace(self._last.bar, index=self.composer.skip_bar(), events=())
         self._last = ComposedBar(bar, self.composer.mapping)
         return self._last

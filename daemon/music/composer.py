@@ -167,6 +167,12 @@ class Composer:
             self._phrase += 1
         return bar
 
+    def skip_bar(self) -> int:
+        """Give up the next bar's number to a bar played instead (silent, after a failure): the bar after
+        it is numbered on, and the form resumes where it was."""
+        index, self._index = self._index, self._index + 1
+        return index
+
     def _hold_harmony(self, params: MusicParams, change_at: str) -> MusicParams:
         """Switch to the params' harmony now (change_at bar) or only at a phrase start; play the held one.
 

@@ -13,6 +13,7 @@ import itertools
 import os
 import random
 import re
+import shutil
 import statistics
 import subprocess
 import threading
@@ -87,6 +88,11 @@ class FrameReceiver:
     jack_midi_dump and emobridge's clock input had every one."""
 
     def __init__(self, name: str):
+        if shutil.which("jack_midi_dump") is None:  # a JACK without its example clients
+            message = "the follow test hears JACK with jack_midi_dump: apt-get install jackd2 (CI has it)"
+            if os.environ.get("CI"):
+                pytest.fail(message)
+            pytest.skip(message)
         self.rate = jack_rate()
         self.port = f"{name}:input"
         self.got: list[tuple[int, tuple[int, ...]]] = []

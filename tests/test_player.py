@@ -26,13 +26,14 @@ parts:
 """
 
 
-def play(seconds: float, emotion: str = "happy", volume: float = 1.0, state=None):
+def play(seconds: float, emotion: str = "happy", volume: float = 1.0, state=None, midi_clock: bool = False):
     name = f"player-{uuid.uuid4().hex[:6]}"
     midi = MidiOut(name, backend="jack")
     receiver = JackReceiver(name)
     composer = Composer(parse_mapping(GRID, "grid.yaml"), seed=3)
     bars = []
-    player = Player(composer, midi, state or (lambda: EmotionState.fixed(emotion)), on_bar=bars.append)
+    player = Player(composer, midi, state or (lambda: EmotionState.fixed(emotion)), on_bar=bars.append,
+                    midi_clock=midi_clock)
     player.velocity_scale = volume
     stop = threading.Event()
     thread = threading.Thread(target=player.run, args=(stop,))
@@ -42,6 +43,8 @@ def play(seconds: float, emotion: str = "happy", volume: float = 1.0, state=None
     thread.join(timeout=5)
     # Everything up to the closing all-notes-off must have crossed JACK (slow under load).
     receiver.wait_for(lambda m: m.kind == 0xB0 and m.message[1] == 123, timeout=3)
+    if midi_clock:
+        receiver.wait_for(lambda m: m.message == (0xFC,), timeout=3)  # and the clock's Stop
     time.sleep(0.1)
     messages = receiver.snapshot()
     receiver.close()
@@ -96,29 +99,10 @@ def test_a_fade_out_ends_on_time_even_when_no_new_frame_comes(jack_server):
     assert after == [], f"{len(after)} notes after the fade had ended"
 
 
-def clock_run(seconds: float) -> tuple[list, float]:
-    """The player alone with its MIDI clock for *seconds*: what JACK received, and the tempo it played."""
-    name = f"clock-{uuid.uuid4().hex[:6]}"
-    midi = MidiOut(name, backend="jack")
-    receiver = JackReceiver(name)
-    composer = Composer(parse_mapping(GRID, "grid.yaml"), seed=3)
-    player = Player(composer, midi, lambda: EmotionState.fixed("neutral"), midi_clock=True)
-    stop = threading.Event()
-    thread = threading.Thread(target=player.run, args=(stop,))
-    thread.start()
-    time.sleep(seconds)
-    stop.set()
-    thread.join(timeout=5)
-    receiver.wait_for(lambda m: m.message == (0xFC,), timeout=3)
-    messages = receiver.snapshot()
-    receiver.close()
-    midi.close()
-    return messages, player.current.params.tempo
-
-
 def test_midi_clock_pulses_are_evenly_spaced_at_the_tempo(jack_server):
     def window() -> tuple[list[float], float]:
-        messages, tempo = clock_run(3.0)
+        bars, messages = play(3.0, emotion="neutral", midi_clock=True)
+        tempo = bars[-1].params.tempo
         system = [m for m in messages if m.message[0] >= 0xF0]
         assert [m.message for m in system[:2]] == [(0xF2, 0, 0), (0xFA,)]  # song position 0, then Start
         assert system[-1].message == (0xFC,)  # Stop on the way out

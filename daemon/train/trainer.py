@@ -192,19 +192,16 @@ class OnnxTeacher:
     FLOOR = 1e-4
 
     def __init__(self, path: Path, threads: int = 0) -> None:
-        import onnxruntime as ort
-
         from ..perception.emotion import EmotionClassifier
 
-        info = EmotionClassifier(path).info  # the runtime's own checks: metadata, classes, a readable file
+        # the runtime's own loading and checks (metadata, classes, a readable file); its session runs the teacher
+        classifier = EmotionClassifier(path, threads=threads)
+        info = classifier.info
         if (info.classes, info.input_size, info.channels, info.mean, info.std) != \
                 (INPUT.classes, INPUT.input_size, INPUT.channels, INPUT.mean, INPUT.std):
             raise UserError(f"--teacher {path} reads faces differently from the network trained here "
                             "(classes, size or normalisation): give a model trained by emobridge")
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        self.input = self.session.get_inputs()[0].name
+        self.session, self.input = classifier.session, classifier.input_name
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         probabilities = self.session.run(None, {self.input: x.detach().cpu().numpy().astype(np.float32)})[0]

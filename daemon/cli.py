@@ -432,11 +432,14 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(func=cmd_train)
 
     ens = sub.add_parser("ensemble", help="join trained models into one that averages them (needs emobridge[train])")
-    ens.add_argument("models", nargs="+", type=Path, help="two or more ONNX emotion models (from emobridge train)")
+    ens.add_argument("models", nargs="+", type=Path, help="two or more ONNX emotion models (from emobridge train); one with --views")
     ens.add_argument("--out", type=Path, required=True, help="the ensemble ONNX file to write (with --split: a folder)")
     ens.add_argument("--val", type=Path,
                      help="FER2013 (a folder with val/ or test/, or fer2013.csv): the faces it is measured on")
     ens.add_argument("--weights", help="one weight per model, e.g. 2,1 (default: equal)")
+    ens.add_argument("--views", help="test-time views: zoom factors each face is also classified at and averaged "
+                                     "over, e.g. 1,0.93,1.12 (one model is then enough)")
+    ens.add_argument("--mirror-views", action="store_true", help="each view also mirrored (twice the cost)")
     ens.add_argument("--split", action="store_true",
                      help="the other way round: write each member of one ensemble file to the folder --out names")
     ens.set_defaults(func=cmd_ensemble)

@@ -115,7 +115,7 @@ def test_the_command_prints_members_and_ensemble_and_the_eval_reads_it(tmp_path)
 
     alone = subprocess.run(cmd[:5] + cmd[6:], capture_output=True, text=True, timeout=120)
     assert alone.returncode == 2 and "member" not in alone.stdout  # refused before the val faces are read
-    assert alone.stderr.strip() == "emobridge: error: an ensemble needs at least two models"
+    assert alone.stderr.strip() == "emobridge: error: an ensemble needs at least two models, or one with --views"
 
     missing = subprocess.run(cmd[:4] + [str(tmp_path / "nope.onnx")] + cmd[5:], capture_output=True, text=True, timeout=120)
     assert missing.returncode == 2

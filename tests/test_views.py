@@ -17,7 +17,7 @@ from emobridge.tools.datasets import load_split
 from emobridge.train.ensemble import make_ensemble, split_ensemble, write_ensemble
 from emobridge.train.views import View, apply_views, parse_views, zoom_matrix
 from test_ensemble import faces, member
-from tiny_data import write_folders  # noqa: E402
+from tiny_data import write_folders
 
 VIEWS = (View(1.0), View(0.93), View(1.12, mirror=True))
 
@@ -77,9 +77,9 @@ def test_the_command_takes_one_model_with_views_and_refuses_mirror_without_them(
     data = write_folders(tmp_path / "fer", "val", per_class=4)
     a = member(tmp_path / "a.onnx", 1)
     cmd = [sys.executable, "-m", "emobridge", "ensemble", str(a), "--out", str(tmp_path / "v.onnx"), "--val", str(data)]
-    done = subprocess.run(cmd + ["--views", "1,0.93", "--mirror-views"], capture_output=True, text=True, timeout=120)
+    done = subprocess.run(cmd + ["--views", "1,0.93", "--mirror-views"], capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr
     assert "each face seen 4 ways" in done.stdout
-    alone = subprocess.run(cmd + ["--mirror-views"], capture_output=True, text=True, timeout=120)
+    alone = subprocess.run(cmd + ["--mirror-views"], capture_output=True, text=True, timeout=120, check=False)
     assert alone.returncode == 2
     assert alone.stderr.strip().startswith("emobridge: error: --mirror-views mirrors the --views: give them too")

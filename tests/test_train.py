@@ -39,6 +39,7 @@ def config(tmp_path, data, epochs):
     ({"warmup": 1.0}, "--warmup must be a share between 0 and 1"),
     ({"lr": 0.0}, "--lr must be above 0"),
     ({"distill_weight": 1.5}, "--distill-weight must be from 0 to 1"),
+    ({"unwarped": -0.1}, "--unwarped must be a share from 0 to 1"),
 ])
 def test_settings_training_cannot_use_are_refused_by_their_option(setting, message):
     with pytest.raises(UserError, match=message):
@@ -273,6 +274,30 @@ def test_jpeg_blocks_keep_a_high_quality_face_and_coarsen_a_low_one():
     low = jpeg_like(pixels, torch.full((4,), 10.0))
     assert float((high - pixels).abs().max()) < 2.0  # rounding only
     assert float((low - pixels).abs().mean()) > 2 * float((high - pixels).abs().mean())
+
+
+def _fits_own_pixels(out: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
+    """Per face: is it brightness/contrast of the face itself or its mirror (outside the erased box), no resampling?"""
+    fits = []
+    for o, f in zip(out[:, 0], faces[:, 0]):
+        kept = o != 0  # the erased box is 0
+        residuals = []
+        for source in (f, f.flip(-1)):
+            a = torch.stack([source[kept], torch.ones_like(source[kept])], 1)
+            solution = torch.linalg.lstsq(a, o[kept][:, None]).solution
+            residuals.append(float((a @ solution - o[kept][:, None]).abs().max()))
+        fits.append(min(residuals) < 1e-3)
+    return torch.tensor(fits)
+
+
+def test_an_unwarped_share_keeps_its_own_pixels_and_the_rest_are_resampled():
+    from emobridge.train.trainer import augment
+
+    faces = to_tensor(np.stack([face(i % 7, seed=i) for i in range(32)]), torch.device("cpu"))
+    assert int(_fits_own_pixels(augment(faces, torch.Generator().manual_seed(1)), faces).sum()) <= 2
+    assert bool(_fits_own_pixels(augment(faces, torch.Generator().manual_seed(1), unwarped=1.0), faces).all())
+    half = int(_fits_own_pixels(augment(faces, torch.Generator().manual_seed(1), unwarped=0.5), faces).sum())
+    assert 8 <= half <= 24
 
 
 def test_webcam_augmentation_trains(tmp_path):

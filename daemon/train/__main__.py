@@ -36,6 +36,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mixup", type=float, default=defaults["mixup"], help="mixup alpha, 0 for none (default %(default)s)")
     parser.add_argument("--webcam-aug", action="store_true",
                         help="augment with what a webcam does too: exposure, blur, noise, JPEG blocks, small head turns")
+    parser.add_argument("--unwarped", type=float, default=defaults["unwarped"],
+                        help="share of faces per batch kept at their own pixels, flip only (default %(default)s): "
+                             "the rest are resampled by the warp, which softens them")
     parser.add_argument("--teacher", default="", help="distil from this bigger run's best.pt, or from an ONNX model (a member or an ensemble)")
     parser.add_argument("--distill-weight", type=float, default=defaults["distill_weight"],
                         help="share of the loss that follows the teacher (default %(default)s)")
@@ -53,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = TrainConfig(data=args.data, out=args.out, workdir=args.workdir, epochs=args.epochs, batch_size=args.batch_size,
                       lr=args.lr, widths=args.widths, seed=args.seed,
                       device=args.device, threads=args.threads, init=args.init, warmup=args.warmup,
-                      mixup=args.mixup, webcam=args.webcam_aug, teacher=args.teacher, distill_weight=args.distill_weight,
+                      mixup=args.mixup, webcam=args.webcam_aug, unwarped=args.unwarped, teacher=args.teacher, distill_weight=args.distill_weight,
                       tta=args.tta, int8=args.int8)
     trainer = Trainer(cfg)
     if args.export_only:

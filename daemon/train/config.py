@@ -27,6 +27,7 @@ class TrainConfig:
     warmup: float = 0.15     # share of the steps spent rising to the peak learning rate
     mixup: float = 0.0       # mixup alpha; 0 turns it off
     webcam: bool = False     # webcam-like augmentation as well: exposure, blur, noise, JPEG blocks, a head turned a little
+    unwarped: float = 0.0    # share of faces per batch left unresampled (flip only): sharp faces, as val and crops are
     teacher: str = ""        # distil from this run's weights (a best.pt, any widths) as well as the labels
     distill_weight: float = 0.7   # share of the loss that follows the teacher
     distill_temperature: float = 4.0  # softens both distributions so the teacher's second choices count
@@ -44,6 +45,7 @@ class TrainConfig:
             ("--threads", self.threads, self.threads >= 0, "0 (torch's default) or more"),
             ("--warmup", self.warmup, 0 < self.warmup < 1, "a share between 0 and 1"),
             ("--mixup", self.mixup, self.mixup >= 0, "0 (off) or more"),
+            ("--unwarped", self.unwarped, 0 <= self.unwarped <= 1, "a share from 0 to 1"),
             ("--distill-weight", self.distill_weight, 0 <= self.distill_weight <= 1, "from 0 to 1"),
         )
         for option, value, ok, allowed in checks:

@@ -69,9 +69,11 @@ def to_tensor(images: np.ndarray, device: torch.device) -> torch.Tensor:
     return torch.from_numpy(normalise(images, INPUT)).to(device)
 
 
-def augment(x: torch.Tensor, generator: torch.Generator, webcam: bool = False) -> torch.Tensor:
+def augment(x: torch.Tensor, generator: torch.Generator, webcam: bool = False, unwarped: float = 0.0) -> torch.Tensor:
     """Random flip, rotation (±12°), scale (0.9–1.1), shift (±10%), contrast and erasing, per batch on the device;
-    with *webcam*, a head turned a little (the face narrowed) and webcam-like degradations too."""
+    with *webcam*, a head turned a little (the face narrowed) and webcam-like degradations too. A share *unwarped*
+    of the faces keeps its own pixels (flip only): every warped face is resampled, which softens it, and a net
+    that only ever saw soft faces reads a sharp one worse."""
     n = x.shape[0]
     rand = lambda *shape: torch.rand(*shape, generator=generator, device=x.device)  # noqa: E731
     if webcam:
@@ -83,6 +85,11 @@ def augment(x: torch.Tensor, generator: torch.Generator, webcam: bool = False) -
     cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
     # sampling the source wider than the output narrows the face: grid x is divided by the squeeze
     squeeze = 1.0 / (1.0 - YAW_SQUEEZE * rand(n)) if webcam else torch.ones(n, device=x.device)
+    if unwarped > 0:  # drawn only when asked, so runs without it keep their random stream
+        keep = rand(n) < unwarped
+        angle, scale = angle.masked_fill(keep, 0.0), scale.masked_fill(keep, 1.0)
+        shift, squeeze = shift.masked_fill(keep[:, None], 0.0), squeeze.masked_fill(keep, 1.0)
+        cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
     theta = torch.stack([torch.stack([cos * flip * squeeze, -sin * squeeze, shift[:, 0]], 1),
                          torch.stack([sin * flip, cos, shift[:, 1]], 1)], 1)
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
@@ -295,7 +302,7 @@ class Trainer:
         total_loss, correct, seen = 0.0, 0, 0
         for start in range(0, len(order), self.cfg.batch_size):
             idx = order[start:start + self.cfg.batch_size]
-            x = augment(to_tensor(images[idx.numpy()], self.device), self.generator, self.cfg.webcam)
+            x = augment(to_tensor(images[idx.numpy()], self.device), self.generator, self.cfg.webcam, self.cfg.unwarped)
             y = labels[idx].to(self.device)
             logits, loss = self.forward_loss(x, y)
             self.optimizer.zero_grad(set_to_none=True)

@@ -143,7 +143,7 @@ def write_ensemble(paths: list[Path], out: Path, weights: list[float] | None = N
     info = ensemble_info(infos, paths, weights, views)
     joined = build_ensemble(models, weights)
     if views:
-        joined = with_views(joined, views, infos[0].input_size)
+        joined = with_views(joined, views, infos[0].input_size, len(infos[0].classes))
     out.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(joined, str(out))
     write_metadata(out, info)

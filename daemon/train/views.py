@@ -86,8 +86,8 @@ def _reduce_mean(opset: int, data: str, out: str, initializers: list) -> onnx.No
     return helper.make_node("ReduceMean", [data], [out], axes=[0], keepdims=0)
 
 
-def with_views(model: onnx.ModelProto, views: tuple[View, ...], size: int) -> onnx.ModelProto:
-    """*model* (input ``face`` N×1×S×S, output ``probabilities`` N×C) wrapped so it classifies every view of each
+def with_views(model: onnx.ModelProto, views: tuple[View, ...], size: int, classes: int) -> onnx.ModelProto:
+    """*model* (input ``face`` N×1×S×S, output ``probabilities`` N×*classes*) wrapped so it classifies every view of each
     face and answers with their mean: same input and output, so the runtime needs nothing new."""
     graph = model.graph
     own_input, own_output = graph.input[0].name, graph.output[0].name
@@ -108,7 +108,6 @@ def with_views(model: onnx.ModelProto, views: tuple[View, ...], size: int) -> on
         inner.input[:] = [BATCH if name == own_input else name for name in node.input]
         inner.output[:] = [inner_output if name == own_output else name for name in node.output]
         nodes.append(inner)
-    classes = graph.output[0].type.tensor_type.shape.dim[-1].dim_value
     initializers.append(numpy_helper.from_array(np.array([len(views), -1, classes], np.int64), PREFIX + "shape"))
     nodes.append(helper.make_node("Reshape", [inner_output, PREFIX + "shape"], [PREFIX + "by_view"]))
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 17)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import glob
+import itertools
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -12,6 +14,7 @@ import threading
 import time
 from dataclasses import dataclass
 
+import pytest
 import rtmidi
 
 os.environ.setdefault("JACK_NO_START_SERVER", "1")
@@ -254,6 +257,84 @@ class JackReceiver:
     def close(self) -> None:
         self.client.close_port()
         self.client.delete()
+
+
+class MidiDump:
+    """``jack_midi_dump``, JACK's own C MIDI monitor, on an input port of its own: every event with its frame on
+    JACK's clock. Not a Python JACK client: python-rtmidi runs a receiver's callback in JACK's process thread,
+    where it waits for the GIL, and a client late for its cycle loses that cycle's events. That lost 4 of 384
+    clock pulses in one CI run (jack_midi_dump had all of them where both listened), and in one full test run
+    here the five note-offs a daemon stopped by a burst of signals sends in one cycle: five stuck notes."""
+
+    def __init__(self, name: str):
+        if shutil.which("jack_midi_dump") is None:  # a JACK without its example clients
+            message = "MIDI tests hear JACK with jack_midi_dump: apt-get install jackd2 (CI has it)"
+            if os.environ.get("CI"):
+                pytest.fail(message)
+            pytest.skip(message)
+        self.rate = jack_rate()
+        self.port = f"{name}:input"
+        self.got: list[tuple[int, tuple[int, ...], float]] = []  # (frame, bytes, time.monotonic() when read)
+        env = dict(os.environ, JACK_NO_START_SERVER="1")
+        # -a: each event's frame, counted from the monitor's start; stdbuf: a line as each event comes
+        self.process = subprocess.Popen(["stdbuf", "-oL", "jack_midi_dump", "-a", name], stdout=subprocess.PIPE,
+                                        stderr=subprocess.DEVNULL, text=True, env=env)
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+        deadline = time.monotonic() + 10
+        while self.port not in jack_ports():
+            assert time.monotonic() < deadline and self.process.poll() is None, "jack_midi_dump did not start"
+            time.sleep(0.05)
+
+    def _read(self) -> None:
+        for line in self.process.stdout:  # "  57856: 90 3c 64 note on  (channel  0): pitch  60, velocity 100"
+            frame, _, text = line.partition(":")
+            data = list(itertools.takewhile(lambda word: re.fullmatch("[0-9a-f]{2}", word), text.split()))
+            if frame.strip().isdigit() and data:
+                self.got.append((int(frame), tuple(int(b, 16) for b in data), time.monotonic()))
+
+    def connect(self, source: str) -> None:
+        assert jack_command("jack_connect", source, self.port), f"could not connect {source} to {self.port}"
+
+    def messages(self) -> list[tuple[float, tuple[int, ...]]]:
+        """(seconds on JACK's frame clock, bytes), from the first message on."""
+        got = list(self.got)
+        first = got[0][0] if got else 0
+        return [((frame - first) / self.rate, message) for frame, message, _ in got]
+
+    def close(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
+        self.reader.join(timeout=5)
+
+
+class DumpReceiver(MidiDump):
+    """What :class:`JackReceiver` offers (snapshot, wait_for, settle), heard through jack_midi_dump: for the
+    tests whose verdict is every note released at a stop, which one lost cycle would turn into stuck notes."""
+
+    def __init__(self, pattern: str, timeout: float = 15.0):
+        super().__init__(f"emobridge-test-dump-{os.getpid()}-{next(_DUMPS)}")
+        finder = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name="emobridge-test-finder")
+        try:
+            deadline = time.monotonic() + timeout
+            while not (match := [p for p in finder.get_ports() if pattern in p]):
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"no JACK MIDI port matching {pattern!r} appeared")
+                time.sleep(0.05)
+        finally:
+            finder.delete()
+        self.port_name = match[0]
+        self.connect(self.port_name)
+        time.sleep(CONNECT_SETTLE)  # as JackReceiver: the new connection is live a cycle or more later
+
+    def snapshot(self) -> list[Received]:
+        return [Received(at, message, frame / self.rate) for frame, message, at in list(self.got)]
+
+    wait_for = JackReceiver.wait_for
+    settle = JackReceiver.settle
+
+
+_DUMPS = itertools.count()
 
 
 def stuck_notes(messages: list[Received]) -> dict[tuple[int, int], int]:

@@ -12,7 +12,7 @@ import uuid
 import pytest
 
 from emobridge.labels import EMOTIONS
-from jack import JackReceiver
+from jack import DumpReceiver
 
 
 def emobridge(*args: str, **kwargs) -> subprocess.Popen:
@@ -24,9 +24,9 @@ def unique_port() -> str:
     return f"emobridge-{uuid.uuid4().hex[:6]}"
 
 
-def connect(port: str, daemon: subprocess.Popen) -> JackReceiver:
+def connect(port: str, daemon: subprocess.Popen) -> DumpReceiver:
     try:
-        return JackReceiver(port, timeout=30)
+        return DumpReceiver(port, timeout=30)
     except TimeoutError:
         daemon.kill()
         pytest.fail(f"the daemon's port never appeared; it said: {daemon.communicate()[1][-2000:]}")
@@ -41,7 +41,7 @@ def wait_until(predicate, timeout: float, step: float = 0.02) -> bool:
     return bool(predicate())
 
 
-def note_ons_since(receiver: JackReceiver, t: float) -> list:
+def note_ons_since(receiver: DumpReceiver, t: float) -> list:
     return [m for m in receiver.snapshot() if m.is_note_on and m.time >= t]
 
 

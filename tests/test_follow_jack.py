@@ -9,13 +9,8 @@ them, a note a little late for its cycle would count a whole cycle off.)
 
 from __future__ import annotations
 
-import itertools
-import os
 import random
-import re
-import shutil
 import statistics
-import subprocess
 import threading
 import time
 import uuid
@@ -30,7 +25,7 @@ from emobridge.music.composer import Composer
 from emobridge.outputs.clock_in import MidiClockIn
 from emobridge.outputs.jack_out import JackMidiOut
 from emobridge.state import EmotionState
-from jack import jack_command, jack_ports, jack_rate
+from jack import MidiDump
 from test_sound import jack_module
 
 pytestmark = pytest.mark.jack
@@ -81,54 +76,6 @@ class ClockSender:
         self.port.delete()
 
 
-class FrameReceiver:
-    """``jack_midi_dump``, JACK's own C MIDI monitor, on an input port: (seconds on JACK's frame clock, bytes) of
-    everything that arrives. Not a Python JACK client, whose process callback waits for the GIL: a JACK-Client
-    receiver lost 4 of 384 pulses in one CI run and 1 of 432 in one of six runs on an idle machine, where
-    jack_midi_dump and emobridge's clock input had every one."""
-
-    def __init__(self, name: str):
-        if shutil.which("jack_midi_dump") is None:  # a JACK without its example clients
-            message = "the follow test hears JACK with jack_midi_dump: apt-get install jackd2 (CI has it)"
-            if os.environ.get("CI"):
-                pytest.fail(message)
-            pytest.skip(message)
-        self.rate = jack_rate()
-        self.port = f"{name}:input"
-        self.got: list[tuple[int, tuple[int, ...]]] = []
-        env = dict(os.environ, JACK_NO_START_SERVER="1")
-        # -a: each event's frame, counted from the monitor's start; stdbuf: a line as each event comes
-        self.process = subprocess.Popen(["stdbuf", "-oL", "jack_midi_dump", "-a", name], stdout=subprocess.PIPE,
-                                        stderr=subprocess.DEVNULL, text=True, env=env)
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
-        deadline = time.monotonic() + 10
-        while self.port not in jack_ports():
-            assert time.monotonic() < deadline and self.process.poll() is None, "jack_midi_dump did not start"
-            time.sleep(0.05)
-
-    def _read(self) -> None:
-        for line in self.process.stdout:  # "  57856: 90 3c 64 note on  (channel  0): pitch  60, velocity 100"
-            frame, _, text = line.partition(":")
-            data = list(itertools.takewhile(lambda word: re.fullmatch("[0-9a-f]{2}", word), text.split()))
-            if frame.strip().isdigit() and data:
-                self.got.append((int(frame), tuple(int(b, 16) for b in data)))
-
-    def connect(self, source: str) -> None:
-        assert jack_command("jack_connect", source, self.port), f"could not connect {source} to {self.port}"
-
-    def messages(self) -> list[tuple[float, tuple[int, ...]]]:
-        """(seconds on JACK's frame clock, bytes), from the first message on."""
-        got = list(self.got)
-        first = got[0][0] if got else 0
-        return [((frame - first) / self.rate, message) for frame, message in got]
-
-    def close(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=10)
-        self.reader.join(timeout=5)
-
-
 def pulse_train(received: list[float], played: int) -> list[float]:
     """The *played* pulses as the sender played them, rebuilt from the *received* times.
 
@@ -170,7 +117,7 @@ def test_notes_land_on_the_clocks_beats_and_follow_a_tempo_change_within_a_beat(
     master = MasterClock()
     clock_in = MidiClockIn(daw, master, backend="jack", client_name=f"clock-in-{tag}")
     midi = JackMidiOut(ours, jack_module=jack)
-    receiver = FrameReceiver(f"receiver-{tag}")
+    receiver = MidiDump(f"receiver-{tag}")
     receiver.connect(f"{daw}:{daw}")
     receiver.connect(midi.port.name)
     time.sleep(0.2)  # the graph switches at a later cycle

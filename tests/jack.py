@@ -185,7 +185,32 @@ class Received:
 CONNECT_SETTLE = 0.2  # seconds
 
 
-class JackReceiver:
+class Listening:
+    """Waiting on what a receiver has heard; a subclass gives its ``snapshot()``."""
+
+    def snapshot(self) -> list[Received]:
+        raise NotImplementedError
+
+    def wait_for(self, predicate, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if any(predicate(m) for m in self.snapshot()):
+                return True
+            time.sleep(0.02)
+        return False
+
+    def settle(self, quiet: float = 0.25, timeout: float = 3.0) -> list[Received]:
+        """Everything received once nothing more arrives for *quiet* seconds: a sender's last messages (its
+        note-offs at exit) reach the callback a little after the sender is gone, later still on a busy machine."""
+        deadline = time.monotonic() + timeout
+        count = -1
+        while time.monotonic() < deadline and len(self.snapshot()) != count:
+            count = len(self.snapshot())
+            time.sleep(quiet)
+        return self.snapshot()
+
+
+class JackReceiver(Listening):
     """A JACK MIDI input client connected to the first output port whose name contains *pattern*."""
 
     def __init__(self, pattern: str | None, timeout: float = 15.0, virtual: str | None = None,
@@ -235,24 +260,6 @@ class JackReceiver:
     def snapshot(self) -> list[Received]:
         with self.lock:
             return list(self.messages)
-
-    def wait_for(self, predicate, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if any(predicate(m) for m in self.snapshot()):
-                return True
-            time.sleep(0.02)
-        return False
-
-    def settle(self, quiet: float = 0.25, timeout: float = 3.0) -> list[Received]:
-        """Everything received once nothing more arrives for *quiet* seconds: a sender's last messages (its
-        note-offs at exit) reach the callback a little after the sender is gone, later still on a busy machine."""
-        deadline = time.monotonic() + timeout
-        count = -1
-        while time.monotonic() < deadline and len(self.snapshot()) != count:
-            count = len(self.snapshot())
-            time.sleep(quiet)
-        return self.snapshot()
 
     def close(self) -> None:
         self.client.close_port()
@@ -308,7 +315,7 @@ class MidiDump:
         self.reader.join(timeout=5)
 
 
-class DumpReceiver(MidiDump):
+class DumpReceiver(MidiDump, Listening):
     """What :class:`JackReceiver` offers (snapshot, wait_for, settle), heard through jack_midi_dump: for the
     tests whose verdict is every note released at a stop, which one lost cycle would turn into stuck notes."""
 
@@ -329,9 +336,6 @@ class DumpReceiver(MidiDump):
 
     def snapshot(self) -> list[Received]:
         return [Received(at, message, frame / self.rate) for frame, message, at in list(self.got)]
-
-    wait_for = JackReceiver.wait_for
-    settle = JackReceiver.settle
 
 
 _DUMPS = itertools.count()

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("onnx")
+pytest.importorskip("onnx", reason="joining models needs the onnx package: pip install '.[train]' (CI installs it)")
 
 from emobridge.errors import ModelError, UserError
 from emobridge.tools.datasets import load_split

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-pytest.importorskip("onnx")
+pytest.importorskip("onnx", reason="joining models needs the onnx package: pip install '.[train]' (CI installs it)")
 
 from emobridge.errors import UserError
 from emobridge.perception.emotion import EmotionClassifier

@@ -82,14 +82,13 @@ def augment(x: torch.Tensor, generator: torch.Generator, webcam: bool = False, u
     scale = 0.9 + 0.2 * rand(n)
     flip = torch.where(rand(n) < 0.5, -1.0, 1.0)
     shift = (rand(n, 2) - 0.5) * 0.2
-    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
     # sampling the source wider than the output narrows the face: grid x is divided by the squeeze
     squeeze = 1.0 / (1.0 - YAW_SQUEEZE * rand(n)) if webcam else torch.ones(n, device=x.device)
     if unwarped > 0:  # drawn only when asked, so runs without it keep their random stream
         keep = rand(n) < unwarped
         angle, scale = angle.masked_fill(keep, 0.0), scale.masked_fill(keep, 1.0)
         shift, squeeze = shift.masked_fill(keep[:, None], 0.0), squeeze.masked_fill(keep, 1.0)
-        cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
     theta = torch.stack([torch.stack([cos * flip * squeeze, -sin * squeeze, shift[:, 0]], 1),
                          torch.stack([sin * flip, cos, shift[:, 1]], 1)], 1)
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)

@@ -40,6 +40,7 @@ def config(tmp_path, data, epochs):
     ({"lr": 0.0}, "--lr must be above 0"),
     ({"distill_weight": 1.5}, "--distill-weight must be from 0 to 1"),
     ({"unwarped": -0.1}, "--unwarped must be a share from 0 to 1"),
+    ({"precision": "fp16"}, "--precision must be fp32 or bf16, got fp16"),
 ])
 def test_settings_training_cannot_use_are_refused_by_their_option(setting, message):
     with pytest.raises(UserError, match=message):
@@ -94,6 +95,29 @@ def test_same_seed_same_weights(tmp_path):
         trainer.train_epoch()
         weights.append(torch.cat([p.flatten() for p in trainer.model.parameters()]))
     assert torch.equal(weights[0], weights[1])
+
+
+def test_bf16_trains_in_bfloat16_and_still_exports_a_float32_model(tmp_path):
+    data = write_csv(tmp_path / "fer2013.csv", 6)
+    losses, dtypes = {}, {}
+    for precision in ("fp32", "bf16"):
+        cfg = config(tmp_path, data, epochs=1)
+        cfg.workdir, cfg.precision = str(tmp_path / precision), precision
+        trainer = Trainer(cfg)
+
+        def note_dtype(module, inputs, output, precision=precision) -> None:  # returns None: the output is kept
+            dtypes.setdefault(precision, output.dtype)
+
+        trainer.model.features[0][0].register_forward_hook(note_dtype)
+        losses[precision], _ = trainer.train_epoch()
+    assert dtypes == {"fp32": torch.float32, "bf16": torch.bfloat16}
+    assert trainer.model.features[0][0].weight.dtype == torch.float32  # the weights themselves stay float32
+    # the same seed sees the same faces in the same order: the two runs differ by rounding only
+    assert losses["bf16"] == pytest.approx(losses["fp32"], rel=0.05)
+
+    out = Trainer(cfg).run()  # resumes the bf16 run's folder and exports it
+    probs = EmotionClassifier(out).probabilities(np.stack([face(i, i) for i in range(7)]))
+    assert probs.dtype == np.float32 and np.allclose(probs.sum(1), 1, atol=1e-5)
 
 
 def test_init_starts_from_an_earlier_runs_weights_and_mixup_trains(tmp_path):
@@ -241,11 +265,12 @@ def test_the_distillation_recipe_trains_a_teacher_then_a_student_from_a_packed_d
         tar.add(data / "val", "val")
     script = Path(__file__).parent.parent / "scripts" / "train_distilled"
     env = dict(os.environ, EPOCHS_TEACHER="1", EPOCHS_STUDENT="1", TEACHER_WIDTHS="8,8,16,16", EXPORT="--tta flip",
-               PYTHON=sys.executable, DEVICE="cpu")
+               PYTHON=sys.executable, DEVICE="cpu", PRECISION="bf16")
     done = subprocess.run([str(script), str(packed), str(tmp_path / "work")], capture_output=True, text=True,
                           env=env, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert (tmp_path / "work" / "teacher" / "best.pt").is_file()
+    teacher = torch.load(tmp_path / "work" / "teacher" / "best.pt", weights_only=False)
+    assert teacher["config"]["precision"] == "bf16"
     student = EmotionClassifier(tmp_path / "work" / "student.onnx")
     assert student.info.extra["tta"] == "flip"
     assert student.info.extra["architecture"] == "EmotionNet(32, 48, 96, 192)"

@@ -44,6 +44,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="share of the loss that follows the teacher (default %(default)s)")
     parser.add_argument("--tta", choices=("none", "flip"), default=defaults["tta"],
                         help="flip: the exported model also reads the mirrored face and averages (default %(default)s)")
+    parser.add_argument("--precision", choices=("fp32", "bf16"), default=defaults["precision"],
+                        help="bf16: train in bfloat16 with channels-last tensors, about twice as fast on a CPU with "
+                             "AVX-512 BF16 or AMX, or on a recent GPU (default %(default)s)")
     parser.add_argument("--int8", action="store_true", help="export int8 weights (static quantisation, ~2.5x faster)")
     parser.add_argument("--export-only", action="store_true",
                         help="skip training: export the work folder's best.pt again (e.g. with --tta or --int8)")
@@ -57,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
                       lr=args.lr, widths=args.widths, seed=args.seed,
                       device=args.device, threads=args.threads, init=args.init, warmup=args.warmup,
                       mixup=args.mixup, webcam=args.webcam_aug, unwarped=args.unwarped, teacher=args.teacher, distill_weight=args.distill_weight,
-                      tta=args.tta, int8=args.int8)
+                      tta=args.tta, int8=args.int8, precision=args.precision)
     trainer = Trainer(cfg)
     if args.export_only:
         trainer.export()

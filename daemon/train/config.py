@@ -33,6 +33,7 @@ class TrainConfig:
     distill_temperature: float = 4.0  # softens both distributions so the teacher's second choices count
     tta: str = "none"        # "flip": the exported graph averages the face and its mirror image
     int8: bool = False       # export static int8 weights (about 2.5x faster on a CPU)
+    precision: str = "fp32"  # "bf16": the forward and backward passes in bfloat16 (weights, BN and loss stay fp32)
 
     def __post_init__(self) -> None:
         """Refuse what argparse cannot check, naming the option, before any data is read."""
@@ -47,6 +48,7 @@ class TrainConfig:
             ("--mixup", self.mixup, self.mixup >= 0, "0 (off) or more"),
             ("--unwarped", self.unwarped, 0 <= self.unwarped <= 1, "a share from 0 to 1"),
             ("--distill-weight", self.distill_weight, 0 <= self.distill_weight <= 1, "from 0 to 1"),
+            ("--precision", self.precision, self.precision in ("fp32", "bf16"), "fp32 or bf16"),
         )
         for option, value, ok, allowed in checks:
             if not ok:

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-pytest.importorskip("onnx", reason="joining models needs the onnx package: pip install '.[train]' (CI installs it)")
+onnx = pytest.importorskip("onnx", reason="joining models needs the onnx package: pip install '.[train]' (CI installs it)")
 
 from emobridge.errors import UserError
 from emobridge.perception.emotion import EmotionClassifier
@@ -83,3 +83,21 @@ def test_the_command_takes_one_model_with_views_and_refuses_mirror_without_them(
     alone = subprocess.run(cmd + ["--mirror-views"], capture_output=True, text=True, timeout=120, check=False)
     assert alone.returncode == 2
     assert alone.stderr.strip().startswith("emobridge: error: --mirror-views mirrors the --views: give them too")
+
+
+def test_a_views_file_joins_an_ensemble_and_answers_any_batch(tmp_path):
+    # exported networks carry their inner shapes (value_info) with the input's batch symbol; inside the views a
+    # batch is views × faces, and an ensemble of such a file once failed at run time on the second batch size
+    a = member(tmp_path / "a.onnx", 1)
+    model = onnx.load(str(a))
+    model.graph.value_info.append(onnx.helper.make_tensor_value_info("logits", onnx.TensorProto.FLOAT, ["batch", 7]))
+    onnx.save(model, str(a))
+    b = member(tmp_path / "b.onnx", 2)
+    viewed, joined = tmp_path / "views.onnx", tmp_path / "joined.onnx"
+    write_ensemble([a], viewed, views=VIEWS)
+    write_ensemble([viewed, b], joined)
+
+    classifier = EmotionClassifier(joined)
+    for n in (12, 5, 1):
+        expected = (EmotionClassifier(viewed).probabilities(faces(n)) + EmotionClassifier(b).probabilities(faces(n))) / 2
+        np.testing.assert_allclose(classifier.probabilities(faces(n)), expected, atol=1e-5)

@@ -115,11 +115,27 @@ def with_views(model: onnx.ModelProto, views: tuple[View, ...], size: int, class
     face = _renamed(graph.input[0], INPUT)
     probabilities = _renamed(graph.output[0], OUTPUT)
     wrapped = helper.make_graph(nodes, graph.name + "_views", [face], [probabilities],
-                                list(graph.initializer) + initializers, value_info=list(graph.value_info))
+                                list(graph.initializer) + initializers, value_info=_per_view(graph))
     out = helper.make_model(wrapped, opset_imports=list(model.opset_import), producer_name="emobridge")
     out.ir_version = model.ir_version
     onnx.checker.check_model(out)
     return out
+
+
+def _per_view(graph: onnx.GraphProto) -> list[onnx.ValueInfoProto]:
+    """The inner graph's shapes, their batch renamed: inside the views a batch is views × faces, and a symbol shared
+    with the input's batch tells onnxruntime they are equal (it then reuses a buffer of the wrong size and fails
+    once the file runs inside an ensemble)."""
+    batch = graph.input[0].type.tensor_type.shape.dim[0].dim_param
+    shapes = []
+    for value in graph.value_info:
+        copy = onnx.ValueInfoProto()
+        copy.CopyFrom(value)
+        dims = copy.type.tensor_type.shape.dim
+        if batch and dims and dims[0].dim_param == batch:
+            dims[0].dim_param = PREFIX + "views_by_faces"
+        shapes.append(copy)
+    return shapes
 
 
 def _renamed(value: onnx.ValueInfoProto, name: str) -> onnx.ValueInfoProto:

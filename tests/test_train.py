@@ -36,6 +36,7 @@ def config(tmp_path, data, epochs):
 @pytest.mark.parametrize("setting, message", [
     ({"epochs": 0}, "--epochs must be at least 1, got 0"),
     ({"widths": (32, 48)}, r"--widths must be four channel counts .*, got \(32, 48\)"),
+    ({"depths": (1, 0, 2, 2)}, r"--depths must be four layer counts of at least 1.*, got \(1, 0, 2, 2\)"),
     ({"warmup": 1.0}, "--warmup must be a share between 0 and 1"),
     ({"lr": 0.0}, "--lr must be above 0"),
     ({"distill_weight": 1.5}, "--distill-weight must be from 0 to 1"),
@@ -145,7 +146,10 @@ def test_init_starts_from_an_earlier_runs_weights_and_mixup_trains(tmp_path):
         with pytest.raises(UserError, match=f"--init .*{init}.*{message}"):
             Trainer(tuned)
     tuned.init, tuned.widths = str(tmp_path / "first" / "best.pt"), (8, 8, 8, 8)
-    with pytest.raises(UserError, match="do not fit EmotionNet.*give the --widths"):
+    with pytest.raises(UserError, match="do not fit EmotionNet.*give the --widths and --depths"):
+        Trainer(tuned)
+    tuned.widths, tuned.depths = (4, 8, 8, 16), (1, 2, 2, 2)
+    with pytest.raises(UserError, match=r"do not fit EmotionNet\(4, 8, 8, 16\), depths=\(1, 2, 2, 2\)"):
         Trainer(tuned)
 
 
@@ -153,6 +157,7 @@ def test_a_small_student_learns_from_a_wider_teacher(tmp_path):
     data = write_csv(tmp_path / "fer2013.csv", 6)
     teacher_cfg = config(tmp_path, data, epochs=1)
     teacher_cfg.workdir, teacher_cfg.widths = str(tmp_path / "teacher"), (8, 16, 16, 32)
+    teacher_cfg.depths = (1, 2, 3, 2)  # a deeper teacher: its checkpoint says so, the student needs no option
     Trainer(teacher_cfg).run(stop_after=1)
     best = tmp_path / "teacher" / "best.pt"
 
@@ -168,6 +173,7 @@ def test_a_small_student_learns_from_a_wider_teacher(tmp_path):
     assert np.isfinite(loss)
     assert all(torch.equal(before[k], v) for k, v in student.teacher.state_dict().items()), "the teacher changed"
     assert student.model.widths == (4, 8, 8, 16)  # the student keeps its own (shipped) size
+    assert student.model.depths == (1, 1, 2, 2) and student.teacher.depths == (1, 2, 3, 2)
 
     with pytest.raises(UserError, match="--teacher .*best.pt"):
         torch.save({"model": {}}, tmp_path / "last.pt")
@@ -371,3 +377,16 @@ def test_a_student_learns_from_an_onnx_teacher_and_a_foreign_one_is_refused(tmp_
     cfg.teacher = str(tmp_path / "missing.onnx")
     with pytest.raises(UserError, match="not found"):
         Trainer(cfg)
+
+
+def test_depths_add_conv_layers_and_the_default_keeps_the_old_layer_names():
+    from emobridge.train.model import EmotionNet
+
+    convs = lambda net: [name for name, layer in net.named_modules() if isinstance(layer, torch.nn.Conv2d)]
+    # the layout every checkpoint and member before --depths was saved with: a rename would orphan them
+    assert convs(EmotionNet((4, 8, 8, 16))) == [f"features.{i}.0" for i in (0, 2, 4, 5, 7, 8)]
+    deeper = EmotionNet((4, 8, 8, 16), depths=(1, 2, 3, 2))
+    assert len(convs(deeper)) == 8
+    assert deeper(torch.zeros(3, 1, 48, 48)).shape == (3, len(EMOTIONS))
+    assert deeper.describe() == "EmotionNet(4, 8, 8, 16), depths=(1, 2, 3, 2)"
+    assert EmotionNet((4, 8, 8, 16)).describe() == "EmotionNet(4, 8, 8, 16)"

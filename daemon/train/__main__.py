@@ -11,7 +11,7 @@ from .config import TrainConfig
 
 
 def parse_widths(text: str) -> tuple[int, ...]:
-    """--widths 32,48,96,192 -> (32, 48, 96, 192); anything else is an argparse error naming the option."""
+    """--widths 32,48,96,192 -> (32, 48, 96, 192) (and --depths 1,2,3,2); anything else is an argparse error naming the option."""
     try:
         return tuple(int(w) for w in text.split(","))
     except ValueError:
@@ -28,6 +28,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lr", type=float, default=defaults["lr"], help="peak learning rate of the one-cycle schedule")
     parser.add_argument("--widths", type=parse_widths, default=",".join(map(str, defaults["widths"])),
                         help="channels of the four conv stages")
+    parser.add_argument("--depths", type=parse_widths, default=",".join(map(str, defaults["depths"])),
+                        help="conv layers in each of the four stages (default %(default)s)")
     parser.add_argument("--seed", type=int, default=defaults["seed"])
     parser.add_argument("--device", default=defaults["device"], help="auto, cpu or cuda")
     parser.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0: torch's default)")
@@ -57,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     from .trainer import Trainer
 
     cfg = TrainConfig(data=args.data, out=args.out, workdir=args.workdir, epochs=args.epochs, batch_size=args.batch_size,
-                      lr=args.lr, widths=args.widths, seed=args.seed,
+                      lr=args.lr, widths=args.widths, depths=args.depths, seed=args.seed,
                       device=args.device, threads=args.threads, init=args.init, warmup=args.warmup,
                       mixup=args.mixup, webcam=args.webcam_aug, unwarped=args.unwarped, teacher=args.teacher, distill_weight=args.distill_weight,
                       tta=args.tta, int8=args.int8, precision=args.precision)

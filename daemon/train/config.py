@@ -18,6 +18,7 @@ class TrainConfig:
     weight_decay: float = 5e-4
     label_smoothing: float = 0.1
     widths: tuple[int, ...] = (32, 48, 96, 192)
+    depths: tuple[int, ...] = (1, 1, 2, 2)  # conv layers at 48, 24, 12 and 6 pixels
     dropout: float = 0.3
     ema_decay: float = 0.998
     seed: int = 1
@@ -43,6 +44,8 @@ class TrainConfig:
             ("--lr", self.lr, self.lr > 0, "above 0"),
             ("--widths", self.widths, len(self.widths) == 4 and min(self.widths) >= 1,
              "four channel counts of at least 1, e.g. 32,48,96,192"),
+            ("--depths", self.depths, len(self.depths) == 4 and min(self.depths) >= 1,
+             "four layer counts of at least 1, e.g. 1,2,3,2"),
             ("--threads", self.threads, self.threads >= 0, "0 (torch's default) or more"),
             ("--warmup", self.warmup, 0 < self.warmup < 1, "a share between 0 and 1"),
             ("--mixup", self.mixup, self.mixup >= 0, "0 (off) or more"),

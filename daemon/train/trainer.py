@@ -29,7 +29,7 @@ from ..tools.metrics import evaluate
 from ..perception.emotion import normalise
 from ..perception.model_info import ModelInfo
 from .config import TrainConfig
-from .model import EmotionNet
+from .model import DEPTHS, EmotionNet
 
 # What the network reads. Training prepares faces from it with the runtime's own normalise(), and the
 # exported file carries it as metadata, so the two can never disagree.
@@ -186,8 +186,8 @@ def load_weights(model: nn.Module, weights: dict, path: Path) -> None:
     try:
         model.load_state_dict(weights)
     except RuntimeError:  # torch's message for other layer sizes is many lines long
-        raise UserError(f"the weights in {path} do not fit {type(model).__name__}{model.widths}: "
-                        "give the --widths that run was trained with") from None
+        raise UserError(f"the weights in {path} do not fit {model.describe()}: "
+                        "give the --widths and --depths that run was trained with") from None
 
 
 class OnnxTeacher:
@@ -224,7 +224,8 @@ def load_teacher(path: Path, device: torch.device, threads: int = 0) -> nn.Modul
     state = load_checkpoint(path, device, "--teacher")
     if "weights" not in state or "config" not in state:
         raise UserError(f"--teacher {path} is not a training run's best.pt (weights and config)")
-    teacher = EmotionNet(tuple(state["config"]["widths"]), dropout=state["config"].get("dropout", 0.3))
+    config = state["config"]
+    teacher = EmotionNet(tuple(config["widths"]), dropout=config.get("dropout", 0.3), depths=tuple(config.get("depths", DEPTHS)))
     load_weights(teacher, state["weights"], path)
     return teacher.to(device).eval().requires_grad_(False)
 
@@ -240,7 +241,7 @@ class Trainer:
         self.device = pick_device(cfg.device)
         self.train_set = cached_split(cfg, "train")
         self.val_set = cached_split(cfg, "val")
-        self.model = EmotionNet(tuple(cfg.widths), dropout=cfg.dropout).to(self.device, memory_format=self.memory_format)
+        self.model = EmotionNet(tuple(cfg.widths), dropout=cfg.dropout, depths=tuple(cfg.depths)).to(self.device, memory_format=self.memory_format)
         self.ema = copy.deepcopy(self.model).eval()
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         steps = cfg.epochs * math.ceil(len(self.train_set) / cfg.batch_size)
@@ -397,12 +398,12 @@ class Trainer:
         if not path.exists():
             raise UserError(f"{path} not found: train first (the same command without --export-only)")
         best = torch.load(path, map_location="cpu", weights_only=False)
-        model = EmotionNet(tuple(self.cfg.widths), dropout=self.cfg.dropout)
+        model = EmotionNet(tuple(self.cfg.widths), dropout=self.cfg.dropout, depths=tuple(self.cfg.depths))
         load_weights(model, best["weights"], path)
         info = dataclasses.replace(
             INPUT,
             training_data=f"FER2013 train ({len(self.train_set)} faces), selected on val epoch {best['epoch']}",
-            extra={"architecture": f"EmotionNet{tuple(self.cfg.widths)}", "epochs": str(self.cfg.epochs),
+            extra={"architecture": model.describe(), "epochs": str(self.cfg.epochs),
                    "seed": str(self.cfg.seed), "tta": self.cfg.tta, "weights": "int8" if self.cfg.int8 else "float32"},
         )
         out = Path(self.cfg.out)

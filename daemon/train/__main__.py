@@ -10,8 +10,8 @@ from ..errors import EmobridgeError
 from .config import TrainConfig
 
 
-def parse_widths(text: str) -> tuple[int, ...]:
-    """--widths 32,48,96,192 -> (32, 48, 96, 192) (and --depths 1,2,3,2); anything else is an argparse error naming the option."""
+def parse_counts(text: str) -> tuple[int, ...]:
+    """--widths 32,48,96,192 -> (32, 48, 96, 192), --depths likewise; anything else is an argparse error naming the option."""
     try:
         return tuple(int(w) for w in text.split(","))
     except ValueError:
@@ -26,9 +26,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epochs", type=int, default=defaults["epochs"])
     parser.add_argument("--batch-size", type=int, default=defaults["batch_size"])
     parser.add_argument("--lr", type=float, default=defaults["lr"], help="peak learning rate of the one-cycle schedule")
-    parser.add_argument("--widths", type=parse_widths, default=",".join(map(str, defaults["widths"])),
+    parser.add_argument("--widths", type=parse_counts, default=",".join(map(str, defaults["widths"])),
                         help="channels of the four conv stages")
-    parser.add_argument("--depths", type=parse_widths, default=",".join(map(str, defaults["depths"])),
+    parser.add_argument("--depths", type=parse_counts, default=",".join(map(str, defaults["depths"])),
                         help="conv layers in each of the four stages (default %(default)s)")
     parser.add_argument("--seed", type=int, default=defaults["seed"])
     parser.add_argument("--device", default=defaults["device"], help="auto, cpu or cuda")

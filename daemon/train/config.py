@@ -7,6 +7,9 @@ from dataclasses import dataclass
 from ..errors import UserError
 
 
+DEPTHS = (1, 1, 2, 2)  # conv layers at 48, 24, 12 and 6 pixels: every network trained before --depths existed
+
+
 @dataclass
 class TrainConfig:
     data: str
@@ -18,7 +21,7 @@ class TrainConfig:
     weight_decay: float = 5e-4
     label_smoothing: float = 0.1
     widths: tuple[int, ...] = (32, 48, 96, 192)
-    depths: tuple[int, ...] = (1, 1, 2, 2)  # conv layers at 48, 24, 12 and 6 pixels
+    depths: tuple[int, ...] = DEPTHS
     dropout: float = 0.3
     ema_decay: float = 0.998
     seed: int = 1

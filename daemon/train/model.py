@@ -5,12 +5,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .config import DEPTHS
+
 
 def conv_bn(c_in: int, c_out: int) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True))
-
-
-DEPTHS = (1, 1, 2, 2)  # conv layers per stage of every network trained before --depths existed
 
 
 def stages(widths: tuple[int, ...], depths: tuple[int, ...]) -> list[nn.Module]:

@@ -28,8 +28,8 @@ from ..labels import EMOTIONS
 from ..tools.metrics import evaluate
 from ..perception.emotion import normalise
 from ..perception.model_info import ModelInfo
-from .config import TrainConfig
-from .model import DEPTHS, EmotionNet
+from .config import DEPTHS, TrainConfig
+from .model import EmotionNet
 
 # What the network reads. Training prepares faces from it with the runtime's own normalise(), and the
 # exported file carries it as metadata, so the two can never disagree.
@@ -182,6 +182,11 @@ def load_checkpoint(path: Path, device: torch.device | str, option: str) -> dict
     return state
 
 
+def network(cfg: TrainConfig) -> EmotionNet:
+    """The untrained network *cfg* describes (its widths, depths and dropout)."""
+    return EmotionNet(tuple(cfg.widths), dropout=cfg.dropout, depths=tuple(cfg.depths))
+
+
 def load_weights(model: nn.Module, weights: dict, path: Path) -> None:
     try:
         model.load_state_dict(weights)
@@ -241,7 +246,7 @@ class Trainer:
         self.device = pick_device(cfg.device)
         self.train_set = cached_split(cfg, "train")
         self.val_set = cached_split(cfg, "val")
-        self.model = EmotionNet(tuple(cfg.widths), dropout=cfg.dropout, depths=tuple(cfg.depths)).to(self.device, memory_format=self.memory_format)
+        self.model = network(cfg).to(self.device, memory_format=self.memory_format)
         self.ema = copy.deepcopy(self.model).eval()
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         steps = cfg.epochs * math.ceil(len(self.train_set) / cfg.batch_size)
@@ -398,7 +403,7 @@ class Trainer:
         if not path.exists():
             raise UserError(f"{path} not found: train first (the same command without --export-only)")
         best = torch.load(path, map_location="cpu", weights_only=False)
-        model = EmotionNet(tuple(self.cfg.widths), dropout=self.cfg.dropout, depths=tuple(self.cfg.depths))
+        model = network(self.cfg)
         load_weights(model, best["weights"], path)
         info = dataclasses.replace(
             INPUT,

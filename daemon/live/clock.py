@@ -11,11 +11,32 @@ in milliseconds). Every loop of the live room waits through its clock, never on 
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Callable, Protocol
 
 from ..outputs.ports import PULSES_PER_BEAT
+
+
+PROMPT_SWITCH_INTERVAL = 0.001  # seconds a thread waits for the interpreter before the holder must hand it on
+
+
+@contextmanager
+def prompt_threads() -> Iterator[None]:
+    """While a show plays: a thread that wants the interpreter gets it within about a millisecond.
+
+    At Python's default 5 ms a busy perception thread holds the player past its deadline, and a callback that
+    JACK runs in its process thread (a JACK-native port, a MIDI clock input) misses its 2.7 ms cycle at a
+    128-frame period: JACK then drops that cycle's events for that client and those downstream of it."""
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(PROMPT_SWITCH_INTERVAL)
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(previous)
 
 
 class Clock(Protocol):
@@ -177,7 +198,7 @@ GAP_PULSES = 4.0       # a pulse this many pulse periods after the last starts t
 class MasterClock:
     """The beat grid of a clock that leads (MIDI clock from a DAW), as the player reads it.
 
-    The clock input's own thread (an rtmidi callback) writes: :meth:`pulse` for each timing clock (F8)
+    The clock input's reader thread writes: :meth:`pulse` for each timing clock (F8)
     with its time, and :meth:`start`, :meth:`resume`, :meth:`stop`, :meth:`song_position` for FA, FB,
     FC and F2. The player only reads: :meth:`time_of` a song beat, :attr:`running`, :attr:`generation`.
     The fitted grid is one tuple, replaced whole at each pulse, so a reader never sees half of an update.

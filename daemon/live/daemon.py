@@ -25,7 +25,6 @@ import logging
 import os
 import queue
 import signal
-import sys
 import threading
 from collections.abc import Callable
 
@@ -39,6 +38,7 @@ from ..music.composer import Composer
 from ..music.params import Bar
 from ..perception.calibration import Profile
 from ..state import EmotionState
+from .clock import prompt_threads
 from .conductor import Conductor
 from .control import ControlServer
 from .faults import Faults
@@ -123,26 +123,22 @@ class Daemon:
                  self.parts.source.name)
         control = self._start_control()
         previous = self._install_signal_handlers()
-        # The player must get the interpreter within a millisecond of its deadline, not after
-        # the default 5 ms slice of a busy perception thread.
-        switch_interval = sys.getswitchinterval()
-        sys.setswitchinterval(0.001)
-        threads = [self._start("outputs", self.fanout.run, timed=False),
-                   self._start("conductor", self.conductor.run, timed=False),
-                   self._start("player", self.player.run), self._start("perception", self.perceiver.run)]
-        self.clock.enter()  # the main loop waits on the clock too
-        self.started.set()
-        try:
-            self._main_loop()
-        finally:
-            self.clock.leave()
-            self._shutdown(threads)
-            if control:
-                control.close()
-            for sig, handler in previous.items() if restore_signals else ():
-                signal.signal(sig, handler)
-            self.signals.close_wakeup()
-            sys.setswitchinterval(switch_interval)
+        with prompt_threads():
+            threads = [self._start("outputs", self.fanout.run, timed=False),
+                       self._start("conductor", self.conductor.run, timed=False),
+                       self._start("player", self.player.run), self._start("perception", self.perceiver.run)]
+            self.clock.enter()  # the main loop waits on the clock too
+            self.started.set()
+            try:
+                self._main_loop()
+            finally:
+                self.clock.leave()
+                self._shutdown(threads)
+                if control:
+                    control.close()
+                for sig, handler in previous.items() if restore_signals else ():
+                    signal.signal(sig, handler)
+                self.signals.close_wakeup()
         return 0
 
     def request_stop(self) -> None:

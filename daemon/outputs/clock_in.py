@@ -1,13 +1,17 @@
 """MIDI clock in (``--clock-in PORT``): a DAW's timing clock, Start/Continue/Stop and Song Position.
 
-The port is read through python-rtmidi's callback, on rtmidi's own thread; each message is handed at
-once to a *sink* with the time it arrived (:class:`~emobridge.live.clock.MasterClock` is the real one,
-in the live room: this module knows nothing of beats). No note, no OSC, no log happens here.
+The port's messages wait in python-rtmidi's own queue, and a reader thread of this module takes them from
+it (:data:`READ_PAUSE` apart when it is empty) and hands each to a *sink* with the time it arrived
+(:class:`~emobridge.live.clock.MasterClock` is the real one, in the live room: this module knows nothing of
+beats). No note, no OSC, no log happens here. Not python-rtmidi's callback: on JACK it runs in JACK's
+process thread, which must then wait for the interpreter, and a client late for its cycle loses that cycle's
+messages: a lost pulse left the music a pulse off the DAW's beats until its next Start (70 of 2,000 messages
+lost beside two busy Python threads; none through the queue).
 
 When a pulse arrived is taken from rtmidi's delta times (stamped by the backend as the message came in,
-free of the callback's wake-up delay and of a busy interpreter), laid onto the clock's seconds by the
-smallest gap between a callback's clock time and the running sum of deltas over the last
-:data:`OFFSET_WINDOW` messages: a callback can only be late, never early.
+free of the reader's wake-up delay and of a busy interpreter), laid onto the clock's seconds by the
+smallest gap between a reading's clock time and the running sum of deltas over the last
+:data:`OFFSET_WINDOW` messages: a reading can only be late, never early.
 
 On JACK a message is stamped when its cycle is processed, at about the cycle's first frame, which is
 where a DAW that sends through python-rtmidi or a JACK bridge puts it: every JACK client sees the pulse
@@ -18,6 +22,7 @@ there, so the grid is left there (nothing is taken off or added). Played through
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -33,6 +38,8 @@ from .ports import CONTINUE, SONG_POSITION, START, STOP, TIMING_CLOCK
 log = logging.getLogger(__name__)
 
 OFFSET_WINDOW = 96  # messages the arrival-time offset is the smallest over (4 beats of clock)
+READ_PAUSE = 0.001  # seconds between looks at an empty queue (a pulse is 21 ms at 120 BPM)
+QUEUE_SIZE = 4096  # messages rtmidi keeps until the reader comes (its default, 100, is 2 s of clock)
 
 
 class ClockSink(Protocol):
@@ -71,6 +78,9 @@ class MidiClockIn:
         self.pulses = 0  # timing clocks seen (for a test, or a status line)
         self.client, self.backend, self.port_name = self._open(port, backend, client_name)
         self.description = f"MIDI clock from '{self.port_name}' ({self.backend})"
+        self._closing = threading.Event()
+        self._reader = threading.Thread(target=self._read, name="clock-in", daemon=True)
+        self._reader.start()
 
     def _open(self, wanted: str, backend: str, client_name: str) -> tuple[rtmidi.MidiIn, str, str]:
         errors = []
@@ -80,7 +90,7 @@ class MidiClockIn:
                 continue
             try:
                 with quiet_stderr():
-                    client = rtmidi.MidiIn(BACKENDS[name], name=client_name)
+                    client = rtmidi.MidiIn(BACKENDS[name], name=client_name, queue_size_limit=QUEUE_SIZE)
             except rtmidi.RtMidiError as error:
                 errors.append(f"{name}: {_first_line(error)}")
                 continue
@@ -93,19 +103,31 @@ class MidiClockIn:
                 errors.append(f"{name}: no MIDI output port {wanted!r} (there are {listed})")
                 continue
             client.ignore_types(sysex=True, timing=False, active_sense=True)  # timing=False: let F8 through
-            client.set_callback(self._on_message)
             client.open_port(matches[0], name="clock-in")
             return client, name, ports[matches[0]]
         raise MidiPortError(f"--clock-in {wanted!r}: {'; '.join(errors) or backend_hint()}; "
                             "run 'emobridge ports' to see the MIDI sources")
 
-    def _on_message(self, event: tuple[list[int], float], _data: object = None) -> None:
-        """rtmidi's thread: stamp the message and hand it on; never raises (rtmidi would print and go on)."""
+    def _read(self) -> None:
+        """The reader's thread: every message from rtmidi's queue, stamped and handed on, until closed."""
+        while not self._closing.is_set():
+            try:
+                event = self.client.get_message()
+            except Exception as error:  # the port went away with its server: keep looking until closed
+                log.debug("MIDI clock in: %s", error)
+                event = None
+            if event is None:
+                self._closing.wait(READ_PAUSE)
+            else:
+                self._on_message(event)
+
+    def _on_message(self, event: tuple[list[int], float]) -> None:
+        """Stamp the message and hand it on; never raises (a malformed message must not end the clock input)."""
         try:
             message, delta = event
             t = self.times.arrived(delta)
             self.handle(message, t)
-        except Exception as error:  # a malformed message must not end the clock input
+        except Exception as error:
             log.debug("MIDI clock in: %s", error)
 
     def handle(self, message: list[int], t: float) -> None:
@@ -126,8 +148,9 @@ class MidiClockIn:
             self.sink.song_position((message[1] & 0x7F) | (message[2] & 0x7F) << 7)
 
     def close(self) -> None:
+        self._closing.set()
+        self._reader.join(timeout=1.0)
         client, self.client = self.client, None
         if client is not None:
-            client.cancel_callback()
             client.close_port()
             client.delete()

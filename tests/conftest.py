@@ -13,7 +13,9 @@ except ImportError:  # Windows: no lock, the Link tests may meet each other ther
     fcntl = None
 
 sys.path.insert(0, str(Path(__file__).parent))
-from jack import JackServer  # noqa: E402
+from jack import JackServer, close_leftovers  # noqa: E402
+
+from emobridge.live.clock import prompt_threads  # noqa: E402
 from osc_listener import OscListener  # noqa: E402
 
 
@@ -31,6 +33,19 @@ def jack_server():
     server.stop()
 
 
+@pytest.fixture(autouse=True)
+def _as_a_show_runs(request):
+    """A test on real JACK runs its players and ports in this process: it gets the interpreter setting the daemon
+    plays under, and whatever receiver or monitor it left open when it failed is closed after it."""
+    if request.node.get_closest_marker("jack") is None:
+        yield
+        close_leftovers()
+        return
+    with prompt_threads():
+        yield
+    close_leftovers()
+
+
 @pytest.fixture
 def osc():
     """A real python-osc UDP server on 127.0.0.1 that records what it gets."""
@@ -45,6 +60,8 @@ def pytest_collection_modifyitems(config, items):
     worker, one after another, as they would without xdist: they share the server's port names and its
     eight-server limit. The other worker takes the rest (in-process shows, training, unit tests) meanwhile."""
     for item in items:
+        if "jack_server" in getattr(item, "fixturenames", ()):  # on the server, whether or not its file says so
+            item.add_marker(pytest.mark.jack)
         if item.get_closest_marker("jack") is not None:
             item.add_marker(pytest.mark.xdist_group("jack"))
 

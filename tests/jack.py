@@ -13,6 +13,7 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass
+from typing import Protocol
 
 import pytest
 import rtmidi
@@ -183,6 +184,28 @@ class Received:
 
 
 CONNECT_SETTLE = 0.2  # seconds
+QUEUE_SIZE = 1 << 16  # messages RtMidi keeps for a reader (its default, 100, is a second of a busy part)
+READ_PAUSE = 0.001  # seconds between looks at an empty queue: the arrival times' resolution
+
+
+class Closable(Protocol):
+    def close(self) -> None: ...
+
+
+_OPEN: set[Closable] = set()  # the receivers and monitors a test has not closed yet (it failed before it could)
+
+
+def close_leftovers() -> int:
+    """Close every receiver and monitor still open (after each test, by conftest): a test that fails midway
+    must not leave its jack_midi_dump running or its client on the server. Returns how many there were."""
+    left = list(_OPEN)
+    for receiver in left:
+        try:
+            receiver.close()
+        except Exception:  # noqa: BLE001 - the server may be gone; what matters is that nothing stays
+            pass
+        _OPEN.discard(receiver)
+    return len(left)
 
 
 class Listening:
@@ -218,9 +241,16 @@ class JackReceiver(Listening):
         self.messages: list[Received] = []
         self.lock = threading.Lock()
         self.client_name = client_name  # a unique one lets a test (dis)connect it by name: f"{client_name}:in"
-        self.client = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name=client_name)
+        # No callback: python-rtmidi would run it in JACK's process thread, which then waits for the GIL, and a
+        # client late for its cycle loses that cycle's events (70 of 2,000 CCs beside two busy Python threads at
+        # the default 5 ms switch interval; none read from RtMidi's own queue). A reader thread empties the queue.
+        self.client = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name=client_name, queue_size_limit=QUEUE_SIZE)
         self.client.ignore_types(sysex=False, timing=False, active_sense=True)
-        self.client.set_callback(self._on_message)
+        self.jack_clock = 0.0  # seconds: the sum of RtMidi's deltas, JACK's time of each message since the first
+        self._reading = threading.Event()
+        self._reader = threading.Thread(target=self._read, name=f"{client_name}-reader", daemon=True)
+        self._reader.start()
+        _OPEN.add(self)
         if virtual:  # a port that others connect to (what --midi-connect opens)
             self.client.open_virtual_port(virtual)
             self.port_name = virtual
@@ -251,27 +281,40 @@ class JackReceiver(Listening):
             return False
         return True
 
-    def _on_message(self, event, _data) -> None:
-        message, delta = event
-        with self.lock:
-            self.jack_clock = getattr(self, "jack_clock", 0.0) + delta
-            self.messages.append(Received(time.monotonic(), tuple(message), self.jack_clock))
+    def _read(self) -> None:
+        while not self._reading.is_set():
+            try:
+                event = self.client.get_message()
+            except rtmidi.RtMidiError:  # the port went away with its server (a test that kills JACK)
+                event = None
+            if event is None:
+                time.sleep(READ_PAUSE)
+                continue
+            message, delta = event
+            with self.lock:
+                self.jack_clock += delta
+                self.messages.append(Received(time.monotonic(), tuple(message), self.jack_clock))
 
     def snapshot(self) -> list[Received]:
         with self.lock:
             return list(self.messages)
 
     def close(self) -> None:
+        if self._reading.is_set():
+            return
+        self._reading.set()
+        self._reader.join(timeout=5)
         self.client.close_port()
         self.client.delete()
+        _OPEN.discard(self)
 
 
 class MidiDump:
     """``jack_midi_dump``, JACK's own C MIDI monitor, on an input port of its own: every event with its frame on
-    JACK's clock. Not a Python JACK client: python-rtmidi runs a receiver's callback in JACK's process thread,
-    where it waits for the GIL, and a client late for its cycle loses that cycle's events. That lost 4 of 384
-    clock pulses in one CI run (jack_midi_dump had all of them where both listened), and in one full test run
-    here the five note-offs a daemon stopped by a burst of signals sends in one cycle: five stuck notes."""
+    JACK's clock. A process apart from the test's: while the test's own threads (a player, a JACK-native port's
+    callback) hold this process up, it still reads every cycle. When python-rtmidi's receivers ran their callback
+    in JACK's process thread, one lost 4 of 384 clock pulses in a CI run where jack_midi_dump had them all, and
+    in one full test run the five note-offs that a daemon stopped by a burst of signals sends in one cycle."""
 
     def __init__(self, name: str):
         if shutil.which("jack_midi_dump") is None:  # a JACK without its example clients
@@ -288,6 +331,7 @@ class MidiDump:
                                         stderr=subprocess.DEVNULL, text=True, env=env)
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
+        _OPEN.add(self)
         deadline = time.monotonic() + 10
         while self.port not in jack_ports():
             assert time.monotonic() < deadline and self.process.poll() is None, "jack_midi_dump did not start"
@@ -310,8 +354,14 @@ class MidiDump:
         return [((frame - first) / self.rate, message) for frame, message, _ in got]
 
     def close(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=10)
+        _OPEN.discard(self)
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
         self.reader.join(timeout=5)
 
 
@@ -341,6 +391,27 @@ class DumpReceiver(MidiDump, Listening):
 _DUMPS = itertools.count()
 
 
+WALL_WINDOW = 1.0  # seconds of JACK time either side of a message whose readings place it on the wall clock
+
+
+def wall_times(messages: list[Received]) -> list[float]:
+    """Each message's time on the wall clock (time.monotonic), from its time on JACK's clock.
+
+    A reading (*time*) comes late by however long the reader took to get to it (a busy machine: tens of ms),
+    never early, so the reading nearest its JACK time in a second either side shows the offset between the two
+    clocks; the window keeps a slow drift of JACK's dummy driver out of it (0.09% under three busy processes)."""
+    bins: dict[int, float] = {}
+    for m in messages:
+        key = int(m.jack_time // WALL_WINDOW)
+        bins[key] = min(bins.get(key, float("inf")), m.time - m.jack_time)
+    times = []
+    for m in messages:
+        key = int(m.jack_time // WALL_WINDOW)
+        offset = min(bins.get(k, float("inf")) for k in (key - 1, key, key + 1))
+        times.append(m.jack_time + offset)
+    return times
+
+
 def stuck_notes(messages: list[Received]) -> dict[tuple[int, int], int]:
     """(channel, pitch) → note-ons not followed by a note-off (or an all-notes-off on the channel)."""
     held: dict[tuple[int, int], int] = {}
@@ -358,7 +429,8 @@ TIMING_ATTEMPTS = 3  # a shared machine can hold any thread up for a moment; a r
 
 @dataclass(frozen=True)
 class ClockSpacing:
-    """How evenly MIDI clock pulses came: *mean_gap* and the 95th-percentile *error* from the ideal gap, seconds."""
+    """How evenly MIDI clock pulses came: *mean_gap*, the tempo they keep, and the 95th-percentile *error* of each
+    gap from the ideal one, seconds."""
     pulses: int
     mean_gap: float
     error: float
@@ -369,12 +441,23 @@ class ClockSpacing:
         if not gaps:
             return cls(len(pulse_times), 0.0, float("inf"))
         errors = sorted(abs(g - ideal_gap) for g in gaps)
-        return cls(len(pulse_times), sum(gaps) / len(gaps), errors[int(0.95 * len(errors))])
+        return cls(len(pulse_times), tempo_gap(pulse_times), errors[int(0.95 * len(errors))])
 
     def steady(self, ideal_gap: float, max_error: float, min_pulses: int) -> bool:
         """At the tempo (mean gap within 1 %) and each pulse where it belongs but for *max_error*."""
         return (self.pulses >= min_pulses and abs(self.mean_gap - ideal_gap) <= 0.01 * ideal_gap
                 and self.error <= max_error)
+
+
+def tempo_gap(pulse_times: list[float]) -> float:
+    """The gap between pulses that the train keeps, seconds: the slope of the line through them.
+
+    First to last over the count would make one late pulse at either edge of a window the tempo of the whole
+    window (60 ms late in 4 s reads 1.5% fast); the line weighs it as one pulse of many."""
+    n = len(pulse_times)
+    mean_index, mean_time = (n - 1) / 2, sum(pulse_times) / n
+    spread = sum((i - mean_index) ** 2 for i in range(n))
+    return sum((i - mean_index) * (t - mean_time) for i, t in enumerate(pulse_times)) / spread
 
 
 def assert_steady_in_some_attempt(measure, max_error: float, min_pulses: int) -> None:

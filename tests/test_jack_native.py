@@ -14,7 +14,7 @@ from emobridge.mapping import parse_mapping
 from emobridge.music.composer import Composer
 from emobridge.outputs.jack_out import JackMidiOut, frame_difference
 from emobridge.state import EmotionState
-from jack import JackReceiver, stuck_notes
+from jack import DumpReceiver, stuck_notes
 from test_sound import jack_module
 
 pytestmark = pytest.mark.jack
@@ -25,7 +25,7 @@ GRID = "humanize: {timing_ms: 0, velocity: 0}\ntransition: {tempo_glide_beats: 0
 def test_the_players_notes_arrive_through_the_jack_native_port_and_are_all_released(jack_server):
     name = f"native-{uuid.uuid4().hex[:6]}"
     midi = JackMidiOut(name, jack_module=jack_module())
-    receiver = JackReceiver(f"{name}:out")
+    receiver = DumpReceiver(f"{name}:out")
     composer = Composer(parse_mapping(GRID, "grid.yaml"), seed=3)
     bars = []
     player = Player(composer, midi, lambda: EmotionState.fixed("happy"), on_bar=bars.append)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from jack import JackReceiver
+from jack import DumpReceiver
 
 from emobridge.errors import LearnError
 from emobridge.tools.learn import cc_note, sweep, sweep_values
@@ -15,7 +15,7 @@ from emobridge.outputs.ports import CONTROL_CHANGE, FakePort
 
 def test_sweep_sends_one_cc_rising_then_falling(jack_server):
     midi = MidiOut("emobridge-learn-test", backend="jack")
-    receiver = JackReceiver("emobridge-learn-test")
+    receiver = DumpReceiver("emobridge-learn-test")
     try:
         started = time.monotonic()
         sent = sweep(midi, cc=21, channel=16, seconds=0.5, repeats=2)

@@ -13,7 +13,7 @@ from emobridge.outputs.midi import MidiOut
 from emobridge.music.composer import Composer
 from emobridge.live.player import Player
 from emobridge.state import EmotionState
-from jack import JackReceiver, assert_steady_in_some_attempt, jack_period, stuck_notes
+from jack import DumpReceiver, assert_steady_in_some_attempt, jack_period, stuck_notes, wall_times
 
 pytestmark = pytest.mark.jack
 
@@ -29,7 +29,7 @@ parts:
 def play(seconds: float, emotion: str = "happy", volume: float = 1.0, state=None, midi_clock: bool = False):
     name = f"player-{uuid.uuid4().hex[:6]}"
     midi = MidiOut(name, backend="jack")
-    receiver = JackReceiver(name)
+    receiver = DumpReceiver(name)
     composer = Composer(parse_mapping(GRID, "grid.yaml"), seed=3)
     bars = []
     player = Player(composer, midi, state or (lambda: EmotionState.fixed(emotion)), on_bar=bars.append,
@@ -87,15 +87,23 @@ def test_stopping_mid_bar_releases_every_note(jack_server):
 def test_a_fade_out_ends_on_time_even_when_no_new_frame_comes(jack_server):
     """Perception stalls (a busy CPU) right as the face is lost: the last state says 'fading over 1 s', and
     the player follows that fade note by note instead of playing on at the level of the last frame."""
-    started = time.monotonic()
-    fading = dataclasses.replace(EmotionState.fixed("happy", started), face=False, presence=1.0, presence_rate=-1.0)
-    _, messages = play(2.5, state=lambda: fading)
+    fade: list[EmotionState] = []
+
+    def fading() -> EmotionState:  # the face is lost as the player first looks, not while the ports are opening
+        if not fade:
+            lost = EmotionState.fixed("happy", time.monotonic())
+            fade.append(dataclasses.replace(lost, face=False, presence=1.0, presence_rate=-1.0))
+        return fade[0]
+
+    _, messages = play(2.5, state=fading)
+    started = fade[0].time
+    at = dict(zip(map(id, messages), wall_times(messages)))  # when each note sounded, on the fade's clock
     notes = [m for m in messages if m.is_note_on]
-    first = [m.message[2] for m in notes if m.time < started + 0.4]
-    late = [m.message[2] for m in notes if started + 0.6 < m.time < started + 0.95]
+    first = [m.message[2] for m in notes if at[id(m)] < started + 0.3]  # presence 1 to 0.7
+    late = [m.message[2] for m in notes if started + 0.65 < at[id(m)] < started + 0.95]  # 0.35 to 0.05
     assert first and late, "the grid should strike notes in both windows"
     assert max(late) < min(first) * 0.75, f"not fading: {first} then {late}"
-    after = [m for m in notes if m.time > started + 1.1]
+    after = [m for m in notes if at[id(m)] > started + 1.1]
     assert after == [], f"{len(after)} notes after the fade had ended"
 
 

@@ -13,7 +13,7 @@ from emobridge.outputs.midi import MidiOut
 from emobridge.music.composer import Composer
 from emobridge.live.player import Player
 from emobridge.state import EmotionState
-from jack import DumpReceiver, assert_steady_in_some_attempt, jack_period, stuck_notes, wall_times
+from jack import TIMING_ATTEMPTS, DumpReceiver, assert_steady_in_some_attempt, jack_period, stuck_notes, wall_times
 
 pytestmark = pytest.mark.jack
 
@@ -52,13 +52,14 @@ def play(seconds: float, emotion: str = "happy", volume: float = 1.0, state=None
     return bars, messages
 
 
-def test_notes_land_on_the_composers_grid(jack_server):
+def grid_errors() -> list[float]:
+    """One take: seconds from each note-on of the first bar to the nearest onset the composer put there."""
     bars, messages = play(2.5)
     tempo = bars[0].params.tempo
     first_bar = sorted({(e.beat, e.channel, e.pitch) for e in bars[0].events})
     onsets = [m for m in messages if m.is_note_on]
     assert onsets, "nothing arrived"
-    t0 = onsets[0].jack_time  # JACK's frame clock: free of the receiving callback's wake-up jitter under load
+    t0 = onsets[0].jack_time  # JACK's frame clock: free of the receiver's wake-up jitter under load
     expected = {round(beat * 60 / tempo, 3) for beat, _, _ in first_bar}
     errors = []
     for m in onsets:
@@ -66,7 +67,19 @@ def test_notes_land_on_the_composers_grid(jack_server):
         if offset >= 4 * 60 / tempo - 0.01:
             break
         errors.append(min(abs(offset - e) for e in expected))
-    assert statistics.median(errors) < 0.005 and max(errors) < 0.03
+    return errors
+
+
+def test_notes_land_on_the_composers_grid(jack_server):
+    # The best of TIMING_ATTEMPTS takes, as the clock tests: one CI run held the player up 199 ms for one note
+    # while the other worker ran; notes off the composer's grid would be off in every take.
+    takes = []
+    for _ in range(TIMING_ATTEMPTS):
+        errors = grid_errors()
+        if statistics.median(errors) < 0.005 and max(errors) < 0.03:
+            return
+        takes.append(f"median {statistics.median(errors) * 1000:.1f} ms, max {max(errors) * 1000:.1f} ms")
+    raise AssertionError(f"no take on the grid in {TIMING_ATTEMPTS}: " + "; ".join(takes))
 
 
 def test_program_changes_go_out_before_the_first_note(jack_server):

@@ -77,7 +77,7 @@ class JackServer:
         os.environ["JACK_DEFAULT_SERVER"] = name
         env = dict(os.environ, JACK_NO_AUDIO_RESERVATION="1")
         output = tempfile.TemporaryFile(mode="w+")  # what jackd says, for the error when it does not start
-        self.process = subprocess.Popen([jackd, "-n", name, "-d", "dummy", "-r", "48000", "-p", "128"],
+        self.process = subprocess.Popen([jackd, "-n", name, "-d", "dummy", "-r", "48000", "-p", "256"],
                                         stdout=output, stderr=subprocess.STDOUT, env=env)
         deadline = time.monotonic() + 10
         while not jack_running():
@@ -123,7 +123,7 @@ def reclaim(name: str, pids: tuple[int, ...] = ()) -> None:
     if jackd is None:
         return
     env = dict(os.environ, JACK_NO_AUDIO_RESERVATION="1", JACK_DEFAULT_SERVER=name, JACK_NO_START_SERVER="1")
-    process = subprocess.Popen([jackd, "-n", name, "-d", "dummy", "-r", "48000", "-p", "128"],
+    process = subprocess.Popen([jackd, "-n", name, "-d", "dummy", "-r", "48000", "-p", "256"],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     try:
         subprocess.run(["jack_wait", "-s", name, "-w", "-t", "5"], capture_output=True, env=env, timeout=10)

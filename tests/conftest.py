@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import tempfile
@@ -37,11 +38,7 @@ def jack_server():
 def _as_a_show_runs(request):
     """A test on real JACK runs its players and ports in this process: it gets the interpreter setting the daemon
     plays under, and whatever receiver or monitor it left open when it failed is closed after it."""
-    if request.node.get_closest_marker("jack") is None:
-        yield
-        close_leftovers()
-        return
-    with prompt_threads():
+    with prompt_threads() if request.node.get_closest_marker("jack") else contextlib.nullcontext():
         yield
     close_leftovers()
 

@@ -18,6 +18,9 @@ from typing import Protocol
 import pytest
 import rtmidi
 
+from emobridge.live.clock import fit_line
+from emobridge.outputs.clock_in import read_queue
+
 os.environ.setdefault("JACK_NO_START_SERVER", "1")
 
 
@@ -185,7 +188,6 @@ class Received:
 
 CONNECT_SETTLE = 0.2  # seconds
 QUEUE_SIZE = 1 << 16  # messages RtMidi keeps for a reader (its default, 100, is a second of a busy part)
-READ_PAUSE = 0.001  # seconds between looks at an empty queue: the arrival times' resolution
 
 
 class Closable(Protocol):
@@ -248,7 +250,8 @@ class JackReceiver(Listening):
         self.client.ignore_types(sysex=False, timing=False, active_sense=True)
         self.jack_clock = 0.0  # seconds: the sum of RtMidi's deltas, JACK's time of each message since the first
         self._reading = threading.Event()
-        self._reader = threading.Thread(target=self._read, name=f"{client_name}-reader", daemon=True)
+        self._reader = threading.Thread(target=read_queue, args=(self.client, self._keep, self._reading),
+                                        name=f"{client_name}-reader", daemon=True)
         self._reader.start()
         _OPEN.add(self)
         if virtual:  # a port that others connect to (what --midi-connect opens)
@@ -281,19 +284,11 @@ class JackReceiver(Listening):
             return False
         return True
 
-    def _read(self) -> None:
-        while not self._reading.is_set():
-            try:
-                event = self.client.get_message()
-            except rtmidi.RtMidiError:  # the port went away with its server (a test that kills JACK)
-                event = None
-            if event is None:
-                time.sleep(READ_PAUSE)
-                continue
-            message, delta = event
-            with self.lock:
-                self.jack_clock += delta
-                self.messages.append(Received(time.monotonic(), tuple(message), self.jack_clock))
+    def _keep(self, event: tuple[list[int], float]) -> None:
+        message, delta = event
+        with self.lock:
+            self.jack_clock += delta
+            self.messages.append(Received(time.monotonic(), tuple(message), self.jack_clock))
 
     def snapshot(self) -> list[Received]:
         with self.lock:
@@ -454,10 +449,7 @@ def tempo_gap(pulse_times: list[float]) -> float:
 
     First to last over the count would make one late pulse at either edge of a window the tempo of the whole
     window (60 ms late in 4 s reads 1.5% fast); the line weighs it as one pulse of many."""
-    n = len(pulse_times)
-    mean_index, mean_time = (n - 1) / 2, sum(pulse_times) / n
-    spread = sum((i - mean_index) ** 2 for i in range(n))
-    return sum((i - mean_index) * (t - mean_time) for i, t in enumerate(pulse_times)) / spread
+    return fit_line(pulse_times)[1]
 
 
 def assert_steady_in_some_attempt(measure, max_error: float, min_pulses: int) -> None:

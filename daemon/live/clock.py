@@ -238,7 +238,7 @@ class MasterClock:
             if self.running:
                 self._position = self._serial - self._zero + 1  # a Stop now continues after this pulse
             if len(self._times) >= LOCK_PULSES:
-                self._grid = (self._serial, *_fit_line(self._times))
+                self._grid = (self._serial, *fit_line(self._times))
 
     def start(self) -> None:
         """Start (FA): the song from its beginning; the next pulse is beat 0."""
@@ -333,7 +333,7 @@ class MasterClock:
                 return False
 
 
-def _fit_line(times: list[float]) -> tuple[float, float]:
+def fit_line(times: list[float]) -> tuple[float, float]:
     """(fitted time of the newest pulse, seconds per pulse): least squares through equally numbered *times*."""
     n = len(times)
     mean_x = (n - 1) / 2

@@ -42,6 +42,21 @@ READ_PAUSE = 0.001  # seconds between looks at an empty queue (a pulse is 21 ms 
 QUEUE_SIZE = 4096  # messages rtmidi keeps until the reader comes (its default, 100, is 2 s of clock)
 
 
+def read_queue(client: rtmidi.MidiIn, handle: Callable[[tuple[list[int], float]], None],
+               closing: threading.Event) -> None:
+    """A reader thread: every (message, delta) from *client*'s queue to *handle*, in order, until *closing*."""
+    while not closing.is_set():
+        try:
+            event = client.get_message()
+        except Exception as error:  # the port went away with its server: keep looking until closed
+            log.debug("MIDI in: %s", error)
+            event = None
+        if event is None:
+            closing.wait(READ_PAUSE)
+        else:
+            handle(event)
+
+
 class ClockSink(Protocol):
     """What a MIDI clock drives (live.clock.MasterClock)."""
 
@@ -79,7 +94,8 @@ class MidiClockIn:
         self.client, self.backend, self.port_name = self._open(port, backend, client_name)
         self.description = f"MIDI clock from '{self.port_name}' ({self.backend})"
         self._closing = threading.Event()
-        self._reader = threading.Thread(target=self._read, name="clock-in", daemon=True)
+        self._reader = threading.Thread(target=read_queue, args=(self.client, self._on_message, self._closing),
+                                        name="clock-in", daemon=True)
         self._reader.start()
 
     def _open(self, wanted: str, backend: str, client_name: str) -> tuple[rtmidi.MidiIn, str, str]:
@@ -107,19 +123,6 @@ class MidiClockIn:
             return client, name, ports[matches[0]]
         raise MidiPortError(f"--clock-in {wanted!r}: {'; '.join(errors) or backend_hint()}; "
                             "run 'emobridge ports' to see the MIDI sources")
-
-    def _read(self) -> None:
-        """The reader's thread: every message from rtmidi's queue, stamped and handed on, until closed."""
-        while not self._closing.is_set():
-            try:
-                event = self.client.get_message()
-            except Exception as error:  # the port went away with its server: keep looking until closed
-                log.debug("MIDI clock in: %s", error)
-                event = None
-            if event is None:
-                self._closing.wait(READ_PAUSE)
-            else:
-                self._on_message(event)
 
     def _on_message(self, event: tuple[list[int], float]) -> None:
         """Stamp the message and hand it on; never raises (a malformed message must not end the clock input)."""

@@ -14,7 +14,7 @@ except ImportError:  # Windows: no lock, the Link tests may meet each other ther
     fcntl = None
 
 sys.path.insert(0, str(Path(__file__).parent))
-from jack import JackServer, close_leftovers  # noqa: E402
+from jack_rig import JackServer, JackWatch, close_leftovers  # noqa: E402
 
 from emobridge.live.clock import prompt_threads  # noqa: E402
 from osc_listener import OscListener  # noqa: E402
@@ -32,6 +32,14 @@ def jack_server():
         pytest.skip(f"MIDI tests need JACK: {error}")
     yield name
     server.stop()
+
+
+@pytest.fixture
+def jack_watch(jack_server):
+    """The JACK server's xruns and clock while a test's takes play (jack_rig.Takes retakes a take it disturbed)."""
+    watch = JackWatch()
+    yield watch
+    watch.close()
 
 
 @pytest.fixture(autouse=True)
@@ -53,14 +61,20 @@ def osc():
 
 @pytest.hookimpl(tryfirst=True)  # before xdist reads the groups (its own hook names each test by its group)
 def pytest_collection_modifyitems(config, items):
-    """With pytest-xdist (scripts/test runs two workers), every test on the shared JACK server runs in one
-    worker, one after another, as they would without xdist: they share the server's port names and its
-    eight-server limit. The other worker takes the rest (in-process shows, training, unit tests) meanwhile."""
+    """Every test on the shared JACK server is marked ``jack``. They run one after another: they share the
+    server's port names and its eight-server limit. With pytest-xdist they share one worker (its group); and
+    EMOBRIDGE_TEST_PART=jack or =other keeps one part of the suite: scripts/test runs the JACK part as a session of
+    its own, beside the rest at a lower priority."""
     for item in items:
         if "jack_server" in getattr(item, "fixturenames", ()):  # on the server, whether or not its file says so
             item.add_marker(pytest.mark.jack)
         if item.get_closest_marker("jack") is not None:
             item.add_marker(pytest.mark.xdist_group("jack"))
+    part = os.environ.get("EMOBRIDGE_TEST_PART")  # scripts/test runs the two parts as two sessions at once
+    if part in ("jack", "other"):
+        ours = [(item.get_closest_marker("jack") is not None) == (part == "jack") for item in items]
+        config.hook.pytest_deselected(items=[item for item, mine in zip(items, ours) if not mine])
+        items[:] = [item for item, mine in zip(items, ours) if mine]
 
 
 @pytest.fixture(autouse=True)

@@ -40,6 +40,12 @@ class OscListener:
         with self.lock:
             return [(t, args) for t, (a, args) in zip(self.times, self.messages) if a == address]
 
+    def forget(self) -> None:
+        """Drop what arrived so far: a test's next take hears only its own show."""
+        with self.lock:
+            self.messages.clear()
+            self.times.clear()
+
     def wait_for(self, address: str, timeout: float = 5.0) -> list[tuple]:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and not self.received(address):

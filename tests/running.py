@@ -12,7 +12,7 @@ import uuid
 import pytest
 
 from emobridge.labels import EMOTIONS
-from jack import DumpReceiver
+from jack_rig import DumpReceiver
 
 
 def emobridge(*args: str, **kwargs) -> subprocess.Popen:

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from face_clips import COLLINS_HAPPY, HOPPER_NEUTRAL, Placed, face_patch, write_clip
-from jack import stuck_notes
+from jack_rig import stuck_notes
 from running import connect, emobridge, fixed_tempo_mapping, unique_port
 
 pytestmark = pytest.mark.jack

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from emobridge.labels import EMOTIONS
-from jack import stuck_notes, wall_times
+from jack_rig import stuck_notes, wall_times
 from running import connect, emobridge, unique_port
 
 pytestmark = pytest.mark.jack

@@ -19,7 +19,7 @@ import pytest
 import rtmidi
 
 from emobridge.demo import demo_clip_path
-from jack import JackReceiver, stuck_notes
+from jack_rig import JackReceiver, stuck_notes
 from osc_listener import OscListener
 from running import connect, emobridge, free_udp_port, note_ons_since, unique_port, wait_until
 

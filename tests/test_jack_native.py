@@ -14,8 +14,7 @@ from emobridge.mapping import parse_mapping
 from emobridge.music.composer import Composer
 from emobridge.outputs.jack_out import JackMidiOut, frame_difference
 from emobridge.state import EmotionState
-from jack import DumpReceiver, stuck_notes
-from test_sound import jack_module
+from jack_rig import DumpReceiver, jack_module, stuck_notes
 
 pytestmark = pytest.mark.jack
 

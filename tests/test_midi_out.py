@@ -8,7 +8,7 @@ import pytest
 from emobridge.outputs.midi import MidiOut, compiled_backends
 from emobridge.outputs.ports import ALL_NOTES_OFF, CONTROL_CHANGE, NOTE_OFF, NOTE_ON, SUSTAIN
 from emobridge.errors import MidiPortError
-from jack import CONNECT_SETTLE, JackReceiver
+from jack_rig import CONNECT_SETTLE, JackReceiver
 
 pytestmark = pytest.mark.jack
 

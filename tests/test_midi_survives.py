@@ -34,7 +34,7 @@ from emobridge.music.composer import Composer
 from emobridge.outputs.midi import MidiOut, libjack
 from emobridge.outputs.ports import ALL_NOTES_OFF, ALL_SOUND_OFF, CONTROL_CHANGE, NOTE_OFF, NOTE_ON, Tee
 from emobridge.state import EmotionState
-from jack import JackReceiver, JackServer, jack_command, reclaim, stuck_notes
+from jack_rig import JackReceiver, JackServer, jack_command, reclaim, stuck_notes
 
 pytestmark = pytest.mark.jack
 

@@ -13,7 +13,7 @@ from emobridge.outputs.midi import MidiOut
 from emobridge.music.composer import Composer
 from emobridge.live.player import Player
 from emobridge.state import EmotionState
-from jack import TIMING_ATTEMPTS, DumpReceiver, assert_steady_in_some_attempt, jack_period, stuck_notes, wall_times
+from jack_rig import DumpReceiver, Takes, assert_steady_in_some_attempt, jack_period, stuck_notes, wall_times
 
 pytestmark = pytest.mark.jack
 
@@ -52,8 +52,9 @@ def play(seconds: float, emotion: str = "happy", volume: float = 1.0, state=None
     return bars, messages
 
 
-def grid_errors() -> list[float]:
-    """One take: seconds from each note-on of the first bar to the nearest onset the composer put there."""
+def grid_errors() -> tuple[list[float], tuple[float, float]]:
+    """One take: seconds from each note-on of the first bar to the nearest onset the composer put there, and when
+    its notes came (time.monotonic(), from and to)."""
     bars, messages = play(2.5)
     tempo = bars[0].params.tempo
     first_bar = sorted({(e.beat, e.channel, e.pitch) for e in bars[0].events})
@@ -67,19 +68,19 @@ def grid_errors() -> list[float]:
         if offset >= 4 * 60 / tempo - 0.01:
             break
         errors.append(min(abs(offset - e) for e in expected))
-    return errors
+    return errors, (onsets[0].time, onsets[len(errors) - 1].time)
 
 
-def test_notes_land_on_the_composers_grid(jack_server):
-    # The best of TIMING_ATTEMPTS takes, as the clock tests: one CI run held the player up 199 ms for one note
+def test_notes_land_on_the_composers_grid(jack_watch):
+    # Takes until three that JACK left alone, as the clock tests: one CI run held the player up 199 ms for one note
     # while the other worker ran; notes off the composer's grid would be off in every take.
-    takes = []
-    for _ in range(TIMING_ATTEMPTS):
-        errors = grid_errors()
+    takes = Takes(jack_watch)
+    for take in takes:
+        errors, during = grid_errors()
         if statistics.median(errors) < 0.005 and max(errors) < 0.03:
             return
-        takes.append(f"median {statistics.median(errors) * 1000:.1f} ms, max {max(errors) * 1000:.1f} ms")
-    raise AssertionError(f"no take on the grid in {TIMING_ATTEMPTS}: " + "; ".join(takes))
+        take.failed(f"median {statistics.median(errors) * 1000:.1f} ms, max {max(errors) * 1000:.1f} ms", during)
+    raise AssertionError(takes.report("no take on the grid"))
 
 
 def test_program_changes_go_out_before_the_first_note(jack_server):
@@ -120,14 +121,14 @@ def test_a_fade_out_ends_on_time_even_when_no_new_frame_comes(jack_server):
     assert after == [], f"{len(after)} notes after the fade had ended"
 
 
-def test_midi_clock_pulses_are_evenly_spaced_at_the_tempo(jack_server):
-    def window() -> tuple[list[float], float]:
+def test_midi_clock_pulses_are_evenly_spaced_at_the_tempo(jack_watch):
+    def window() -> tuple[list[float], float, tuple[float, float]]:
         bars, messages = play(3.0, emotion="neutral", midi_clock=True)
         tempo = bars[-1].params.tempo
         system = [m for m in messages if m.message[0] >= 0xF0]
         assert [m.message for m in system[:2]] == [(0xF2, 0, 0), (0xFA,)]  # song position 0, then Start
         assert system[-1].message == (0xFC,)  # Stop on the way out
-        return [m.jack_time for m in system if m.message == (0xF8,)], 60 / tempo / 24
+        return [m.jack_time for m in system if m.message == (0xF8,)], 60 / tempo / 24, (system[0].time, system[-1].time)
 
     # JACK moves MIDI once per process cycle, so a pulse can land up to one period late; no more.
-    assert_steady_in_some_attempt(window, max_error=jack_period() + 0.001, min_pulses=24 * 3)
+    assert_steady_in_some_attempt(window, max_error=jack_period() + 0.001, min_pulses=24 * 3, watch=jack_watch)

@@ -10,7 +10,7 @@ import uuid
 import pytest
 
 from emobridge.demo import demo_clip_path
-from jack import JackReceiver
+from jack_rig import JackReceiver
 
 pytestmark = pytest.mark.jack
 

@@ -26,7 +26,7 @@ from emobridge.perception.chain import Perception
 from emobridge.live.preview import FaceView, PreviewFrame, render
 from emobridge.state import state_from_probs
 from emobridge.perception.sources import VideoFileSource
-from jack import assert_steady_in_some_attempt, jack_period
+from jack_rig import assert_steady_in_some_attempt, jack_period
 from running import connect, emobridge, note_ons_since, unique_port, wait_until
 
 
@@ -240,7 +240,7 @@ def clock_pulses(receiver, start: float, end: float) -> list[float]:
 
 
 @pytest.mark.jack
-def test_preview_window_shows_the_picture_while_the_music_keeps_time(jack_server, x_display, monkeypatch, tmp_path):
+def test_preview_window_shows_the_picture_while_the_music_keeps_time(jack_watch, x_display, monkeypatch, tmp_path):
     for tool, package in (("xwininfo", "x11-utils"), ("xwd", "x11-apps"), ("xdotool", "xdotool")):
         require(tool, package)
     mapping = tmp_path / "steady.yaml"  # one tempo for every emotion, no glide: the clock must hold 120 BPM
@@ -256,14 +256,15 @@ def test_preview_window_shows_the_picture_while_the_music_keeps_time(jack_server
         assert wait_until(lambda: map_state(x_display) == "IsViewable", timeout=10), "the preview window never showed"
 
         # The music keeps time while the window draws: MIDI clock at 120 BPM, evenly spaced, in a 4 s window.
-        def window() -> tuple[list[float], float]:
+        def window() -> tuple[list[float], float, tuple[float, float]]:
             started = time.monotonic()
             time.sleep(4.0)  # the window redraws all the while
-            return clock_pulses(receiver, started, time.monotonic()), 60 / 120 / 24
+            ended = time.monotonic()
+            return clock_pulses(receiver, started, ended), 60 / 120 / 24, (started, ended)
 
         # a window that held the player up would leave gaps of a redraw (tens of ms) in every window; a busy
         # machine's scheduling adds a few ms (period + 2 ms failed once with the other pytest worker running)
-        assert_steady_in_some_attempt(window, max_error=jack_period() + 0.008, min_pulses=24 * 4)
+        assert_steady_in_some_attempt(window, max_error=jack_period() + 0.008, min_pulses=24 * 4, watch=jack_watch)
 
         # a heavily loaded machine (two test workers beside a training run) once dumped the window before its
         # first picture was drawn: the picture must be there within a few more seconds

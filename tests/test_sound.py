@@ -7,8 +7,6 @@ skips elsewhere, saying how to get them.
 
 from __future__ import annotations
 
-import importlib.machinery
-import importlib.util
 import os
 import shutil
 import signal
@@ -21,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from jack_rig import jack_module
 
 ROOT = Path(__file__).resolve().parent.parent
 PLAY = ROOT / "examples" / "fluidsynth" / "play.sh"
@@ -34,22 +33,6 @@ def fluidsynth_or_skip() -> None:
     if shutil.which("fluidsynth") is None or subprocess.run([str(PLAY), "--check"], capture_output=True).returncode:
         pytest.skip("the demo's sound test needs FluidSynth and a GM soundfont: "
                     "sudo apt-get install fluidsynth fluid-soundfont-gm (CI does this in .ci/run)")
-
-
-def jack_module():
-    """The JACK-Client package's `jack` module (tests/jack.py, first on sys.path, has the same name)."""
-    here = Path(__file__).resolve().parent
-    try:
-        spec = importlib.machinery.PathFinder.find_spec("jack", [p for p in sys.path if Path(p or ".").resolve() != here])
-        if spec is None:
-            raise ImportError("No module named 'jack' (the JACK-Client package)")
-        jack = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(jack)
-    except (ImportError, OSError) as error:  # OSError: the package is there, libjack is not
-        if os.environ.get("CI"):
-            pytest.fail(f"the JACK-Client package (the test extra) is required in CI: {error}")
-        pytest.skip(f"the demo's sound test records through JACK-Client: pip install '.[test]' ({error})")
-    return jack
 
 
 class Recorder:

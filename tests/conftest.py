@@ -14,7 +14,7 @@ except ImportError:  # Windows: no lock, the Link tests may meet each other ther
     fcntl = None
 
 sys.path.insert(0, str(Path(__file__).parent))
-from jack_rig import JackServer, JackWatch, close_leftovers  # noqa: E402
+from jack_rig import DISTURBED, JackServer, JackWatch, close_leftovers  # noqa: E402
 
 from emobridge.live.clock import prompt_threads  # noqa: E402
 from osc_listener import OscListener  # noqa: E402
@@ -91,3 +91,10 @@ def _one_link_test_at_a_time(request):
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
+
+def pytest_terminal_summary(terminalreporter):
+    """Every take the JACK server disturbed, and so taken again: a run says how much it had to retake."""
+    if DISTURBED:
+        terminalreporter.section("takes retaken: the JACK server lost cycles in them")
+        for line in DISTURBED:
+            terminalreporter.line(line)

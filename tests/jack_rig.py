@@ -497,6 +497,9 @@ class JackWatch:
 _WATCHES = itertools.count()
 
 
+DISTURBED: list[str] = []  # every take retaken in this session, with what the server lost in it: conftest reports them
+
+
 class Takes:
     """Takes of a real-time check until *clean* of them had a JACK server that lost nothing (at most *most* in
     all), for a verdict that a lost cycle would spoil: a count of messages, their spacing, their lateness.
@@ -532,6 +535,8 @@ class Takes:
         start, end = during or (self._mark[1], time.monotonic())
         trouble = self.watch.trouble(self._mark, start - 0.1, end)
         self.seen.append((why, trouble))
+        if trouble:
+            DISTURBED.append(f"{os.environ.get('PYTEST_CURRENT_TEST', '?').split(' ')[0]}: {why} ({trouble})")
         self._failed = True
         return trouble
 

@@ -59,20 +59,23 @@ def osc():
     listener.close()
 
 
+REALTIME_MARKS = ("jack", "link", "realtime")  # tests whose verdict is timing: they need the CPU when they ask
+
+
 @pytest.hookimpl(tryfirst=True)  # before xdist reads the groups (its own hook names each test by its group)
 def pytest_collection_modifyitems(config, items):
     """Every test on the shared JACK server is marked ``jack``. They run one after another: they share the
     server's port names and its eight-server limit. With pytest-xdist they share one worker (its group); and
-    EMOBRIDGE_TEST_PART=jack or =other keeps one part of the suite: scripts/test runs the JACK part as a session of
-    its own, beside the rest at a lower priority."""
+    EMOBRIDGE_TEST_PART=realtime or =other keeps one part of the suite: scripts/test runs the real-time part (the
+    JACK, Link and other wall-clock timing tests) as a session of its own, beside the rest at a lower priority."""
     for item in items:
         if "jack_server" in getattr(item, "fixturenames", ()):  # on the server, whether or not its file says so
             item.add_marker(pytest.mark.jack)
         if item.get_closest_marker("jack") is not None:
             item.add_marker(pytest.mark.xdist_group("jack"))
     part = os.environ.get("EMOBRIDGE_TEST_PART")  # scripts/test runs the two parts as two sessions at once
-    if part in ("jack", "other"):
-        ours = [(item.get_closest_marker("jack") is not None) == (part == "jack") for item in items]
+    if part in ("realtime", "other"):
+        ours = [any(item.get_closest_marker(m) for m in REALTIME_MARKS) == (part == "realtime") for item in items]
         config.hook.pytest_deselected(items=[item for item, mine in zip(items, ours) if not mine])
         items[:] = [item for item, mine in zip(items, ours) if mine]
 

@@ -13,6 +13,8 @@ from pythonosc.udp_client import SimpleUDPClient
 from emobridge.live.clock import MasterClock, wait_until
 from emobridge.outputs.abletonosc_in import AbletonOscBeats
 
+pytestmark = pytest.mark.realtime  # beats predicted to 6 ms on the wall clock: 19 ms off once at nice 10 beside CI
+
 
 def test_live_is_asked_for_its_beats_and_the_grid_follows_them():
     live = OscListener()  # where AbletonOSC listens (11000 in a show)
